@@ -1,0 +1,62 @@
+//! The one place where domain errors become AWS error responses.
+
+use coffer_service::{ErrorKind, ServiceError};
+use coffer_sigv4::SigV4Error;
+
+/// An error as it goes on the wire: HTTP status, AWS error code (the model's shape name) and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+
+    /// A body that does not parse as the operation's input shape.
+    pub fn serialization(detail: impl std::fmt::Display) -> Self {
+        Self::bad_request("SerializationException", format!("The request body could not be read: {detail}"))
+    }
+
+    pub fn unknown_operation() -> Self {
+        Self::bad_request("UnknownOperationException", "The requested operation is not recognized by this service.")
+    }
+
+    pub fn unrecognized_client() -> Self {
+        Self::bad_request("UnrecognizedClientException", "The security token included in the request is invalid.")
+    }
+}
+
+impl From<SigV4Error> for ApiError {
+    fn from(e: SigV4Error) -> Self {
+        // AWS's JSON services answer every authentication failure with 400.
+        ApiError::new(400, e.aws_code(), e.message())
+    }
+}
+
+/// Secrets Manager's names for the service's error kinds.
+pub fn secretsmanager_error(e: ServiceError) -> ApiError {
+    let (status, code) = match e.kind {
+        ErrorKind::NotFound => (400, "ResourceNotFoundException"),
+        ErrorKind::AlreadyExists => (400, "ResourceExistsException"),
+        ErrorKind::InvalidParameter => (400, "InvalidParameterException"),
+        ErrorKind::InvalidRequest => (400, "InvalidRequestException"),
+        ErrorKind::Validation => (400, "ValidationException"),
+        ErrorKind::LimitExceeded => (400, "LimitExceededException"),
+        ErrorKind::MalformedPolicy => (400, "MalformedPolicyDocumentException"),
+        ErrorKind::InvalidNextToken => (400, "InvalidNextTokenException"),
+        ErrorKind::DecryptionFailure => (400, "DecryptionFailure"),
+        ErrorKind::EncryptionFailure => (400, "EncryptionFailure"),
+        ErrorKind::AccessDenied => (400, "AccessDeniedException"),
+        ErrorKind::Unavailable => (503, "ServiceUnavailable"),
+        _ => (500, "InternalServiceError"),
+    };
+    ApiError::new(status, code, e.message)
+}

@@ -1,0 +1,170 @@
+//! Coffer's AWS protocol front-end.
+//!
+//! One HTTP entry point, [`handle`], serves every AWS JSON 1.1 target Coffer speaks plus the health
+//! probes. A request flows: read the body (bounded) → find the target's service → authenticate with
+//! SigV4 ([`auth`]) → parse the typed wire request → call the service layer → serialize. Errors become
+//! AWS error bodies in exactly one place ([`error`]).
+//!
+//! API Boundary: this crate depends on the service, never the reverse; it holds no domain rules.
+
+pub mod auth;
+pub mod error;
+pub mod secretsmanager;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use coffer_service::{ActorSource, RequestContext, Service};
+use coffer_wire::{ErrorBody, JSON_1_1};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+
+use crate::auth::SigningKeyCache;
+use crate::error::ApiError;
+
+/// Requests larger than this are refused before they are read whole. A 64 KiB secret value,
+/// base64-encoded and JSON-escaped, fits comfortably.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Shared state of the front-end.
+pub struct ApiState {
+    pub service: Arc<Service>,
+    pub signing_keys: SigningKeyCache,
+    pub max_body_bytes: usize,
+}
+
+impl ApiState {
+    pub fn new(service: Arc<Service>) -> Self {
+        ApiState { service, signing_keys: SigningKeyCache::default(), max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+    }
+}
+
+/// Which JSON 1.1 service a target belongs to.
+enum Target {
+    SecretsManager(secretsmanager::Operation),
+}
+
+impl Target {
+    /// Splits `X-Amz-Target` into (service prefix, operation). `Ok(None)` for a known service's unknown
+    /// operation; `Err` for an unknown prefix.
+    fn parse(header_value: &str) -> Result<(Option<Target>, &'static str), ApiError> {
+        let (prefix, op) = header_value.split_once('.').ok_or_else(ApiError::unknown_operation)?;
+        match prefix {
+            "secretsmanager" => {
+                Ok((secretsmanager::Operation::parse(op).map(Target::SecretsManager), coffer_wire::secretsmanager::SERVICE))
+            }
+            _ => Err(ApiError::unknown_operation()),
+        }
+    }
+}
+
+fn response(status: u16, body: Vec<u8>, request_id: &str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&ErrorBody { error_type: e.code.to_string(), message: e.message.clone() })
+        .unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = response(e.status, body, request_id);
+    if let Ok(v) = HeaderValue::from_str(e.code) {
+        resp.headers_mut().insert("x-amzn-errortype", v);
+    }
+    resp
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Serves one HTTP request.
+pub async fn handle<B>(state: &ApiState, remote: SocketAddr, req: Request<B>) -> Response<Full<Bytes>>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => return plain(StatusCode::OK, "{\"status\":\"ok\"}"),
+        (&Method::GET, "/readyz") => {
+            return match state.service.check_ready().await {
+                Ok(()) => plain(StatusCode::OK, "{\"status\":\"ready\"}"),
+                Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"unavailable\",\"reason\":\"storage unreachable\"}"),
+            }
+        }
+        _ => {}
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    match handle_aws(state, remote, req, &request_id).await {
+        Ok(body) => response(200, body, &request_id),
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::warn!(%request_id, code = e.code, "request failed");
+            } else {
+                tracing::debug!(%request_id, code = e.code, "request rejected");
+            }
+            error_response(&e, &request_id)
+        }
+    }
+}
+
+async fn handle_aws<B>(state: &ApiState, remote: SocketAddr, req: Request<B>, request_id: &str) -> Result<Vec<u8>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = req.into_parts();
+    if parts.method != Method::POST {
+        return Err(ApiError::new(405, "UnknownOperationException", "Only POST requests are accepted."));
+    }
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unknown_operation)?;
+    let (operation, signing_service) = Target::parse(target)?;
+
+    let body = match Limited::new(body, state.max_body_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return Err(ApiError::new(
+                    413,
+                    "RequestEntityTooLargeException",
+                    format!("The request body exceeds the maximum size of {} bytes.", state.max_body_bytes),
+                ));
+            }
+            return Err(ApiError::bad_request("SerializationException", "The request body could not be read."));
+        }
+    };
+
+    let view = coffer_sigv4::RequestView {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        payload: &body,
+    };
+    let (principal, region) = auth::authenticate(&state.service, &state.signing_keys, &view, signing_service).await?;
+    let Some(operation) = operation else { return Err(ApiError::unknown_operation()) };
+    let ctx = RequestContext {
+        principal,
+        region,
+        request_id: request_id.to_string(),
+        source_ip: Some(remote.ip().to_string()),
+        user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+        source: ActorSource::Api,
+    };
+    match operation {
+        Target::SecretsManager(op) => secretsmanager::dispatch(&state.service, &ctx, op, &body).await,
+    }
+}

@@ -1,0 +1,75 @@
+//! `coffer`: the server (`coffer server`) and the command-line client (`coffer secret ...`) in one
+//! binary. The client talks to a server over the same SigV4-signed AWS protocol the AWS tools use.
+
+mod output;
+mod secret;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// Coffer: a self-hosted secrets manager that speaks the AWS Secrets Manager protocol.
+#[derive(Parser)]
+#[command(name = "coffer", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the client sends its requests (all optional: the AWS environment variables and files are used
+/// otherwise, as the aws CLI does).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Connection {
+    /// Server URL (else AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL, the profile's endpoint_url, or http://127.0.0.1:8200)
+    #[arg(long, global = true)]
+    endpoint_url: Option<String>,
+    /// Region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's region, or us-east-1)
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// Profile in the AWS credentials/config files (else AWS_PROFILE, or default)
+    #[arg(long, global = true)]
+    profile: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Coffer server
+    Server(server::ServerArgs),
+    /// Create, read and manage secrets
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+    /// Print a shell completion script
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Secret(cmd) => secret::run(cmd).await,
+            Command::Completions { shell } => {
+                clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Server configuration: a TOML file, overridden by command-line flags (the CLI builds this struct).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Where the master key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MasterKeySource {
+    /// `<data-dir>/master.key`, created (mode 0600) on first start. The default for one machine.
+    #[default]
+    File,
+    /// `COFFER_MASTER_KEY`: base64 of 32 bytes. How several nodes share one key.
+    Env,
+    /// A passphrase (from `COFFER_PASSPHRASE` or a file) stretched with Argon2id; its salt and costs
+    /// are kept in `<data-dir>/passphrase.json`.
+    Passphrase,
+}
+
+/// Everything `coffer server` needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Storage URL; `sqlite://PATH`. Defaults to `<data-dir>/coffer.db`.
+    pub storage: Option<String>,
+    /// The region reported by the server and used by its own background actions.
+    pub region: String,
+    pub account_id: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub master_key_source: MasterKeySource,
+    /// With `passphrase`: read it from this file instead of `COFFER_PASSPHRASE`.
+    pub passphrase_file: Option<PathBuf>,
+    /// How often scheduled deletions are carried out, in seconds.
+    pub scheduler_interval_secs: u64,
+    /// How long shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_secs: u64,
+    /// Unlabelled versions beyond this count (and older than a day) are pruned.
+    pub max_versions: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8200)),
+            data_dir: PathBuf::from("coffer-data"),
+            storage: None,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            tls_cert: None,
+            tls_key: None,
+            master_key_source: MasterKeySource::File,
+            passphrase_file: None,
+            scheduler_interval_secs: 60,
+            shutdown_grace_secs: 30,
+            max_versions: 100,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads a TOML config file; unknown keys are errors so typos do not pass silently.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// The SQLite database path this configuration selects.
+    pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
+        match self.storage.as_deref() {
+            None => Ok(self.data_dir.join("coffer.db")),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+                _ => anyhow::bail!("unsupported storage URL {url:?}: use sqlite://PATH"),
+            },
+        }
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.account_id.len() != 12 || !self.account_id.bytes().all(|b| b.is_ascii_digit()) {
+            anyhow::bail!("account_id must be 12 digits, got {:?}", self.account_id);
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            anyhow::bail!("TLS needs both tls_cert and tls_key");
+        }
+        if self.region.is_empty() {
+            anyhow::bail!("region must not be empty");
+        }
+        Ok(())
+    }
+}

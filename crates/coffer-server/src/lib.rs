@@ -1,0 +1,209 @@
+//! Coffer's server: turns a [`ServerConfig`] into a running process — storage opened, master key
+//! found, service initialized, listener (plain or TLS) serving the AWS front-end, the deletion
+//! scheduler ticking — and shuts it down gracefully, finishing in-flight requests.
+
+pub mod config;
+pub mod master_key;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use coffer_api_aws::ApiState;
+use coffer_crypto::Keyring;
+use coffer_service::credentials::NewAccessKey;
+use coffer_service::{ErrorKind, Service, ServiceConfig, SystemClock};
+use coffer_store::Store;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{MasterKeySource, ServerConfig};
+
+pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials";
+
+/// A server that is accepting requests.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    /// Set on the very first start only: the root access key, shown once.
+    pub root_credentials: Option<NewAccessKey>,
+    pub service: Arc<Service>,
+    pub tls: bool,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// The base URL clients use.
+    pub fn endpoint(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.local_addr)
+    }
+}
+
+fn create_data_dir(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).with_context(|| format!("creating data directory {}", path.display()))
+}
+
+/// The AWS shared-credentials file format, so `AWS_SHARED_CREDENTIALS_FILE=<file>` works at once.
+fn credentials_file_text(key: &NewAccessKey) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let secret = key.secret_access_key.expose_str().context("generated secret is not text")?;
+    Ok(zeroize::Zeroizing::new(format!(
+        "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        key.access_key_id, secret
+    )))
+}
+
+fn tls_acceptor(config: &ServerConfig) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    let (Some(cert_path), Some(key_path)) = (&config.tls_cert, &config.tls_key) else { return Ok(None) };
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert_path).with_context(|| format!("opening {}", cert_path.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .with_context(|| format!("reading certificates from {}", cert_path.display()))?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key_path).with_context(|| format!("opening {}", key_path.display()))?,
+    ))
+    .with_context(|| format!("reading the private key from {}", key_path.display()))?
+    .with_context(|| format!("no private key in {}", key_path.display()))?;
+    let mut tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("building the TLS configuration")?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
+}
+
+/// Opens storage, finds the master key, initializes, binds and starts serving.
+pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+    config.validate()?;
+    create_data_dir(&config.data_dir)?;
+    let db_path = config.sqlite_path()?;
+    let store: Arc<dyn Store> = Arc::new(
+        coffer_store_sqlite::SqliteStore::open(&db_path)
+            .await
+            .with_context(|| format!("opening the database {}", db_path.display()))?,
+    );
+    let data_exists = store.get_setting("master-key-check").await.context("reading the database")?.is_some();
+    let master = master_key::load(&config, data_exists)?;
+    let keyring = Arc::new(Keyring::new(&master));
+    drop(master);
+
+    let service = Arc::new(Service::new(
+        store,
+        keyring,
+        Arc::new(SystemClock),
+        ServiceConfig { account_id: config.account_id.clone(), max_versions: config.max_versions, ..Default::default() },
+    ));
+    let root_credentials = match service.initialize().await {
+        Ok(created) => created,
+        Err(e) if e.kind == ErrorKind::AccessDenied => bail!("refusing to start: {}", e.message),
+        Err(e) => bail!("initialization failed: {}", e.message),
+    };
+    if let Some(key) = &root_credentials {
+        let path = config.data_dir.join(ROOT_CREDENTIALS_FILE);
+        master_key::write_private_file(&path, credentials_file_text(key)?.as_bytes())?;
+    }
+
+    let tls = tls_acceptor(&config)?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let api = Arc::new(ApiState::new(service.clone()));
+
+    spawn_deletion_scheduler(service.clone(), Duration::from_secs(config.scheduler_interval_secs.max(1)), shutdown_rx.clone());
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let is_tls = tls.is_some();
+    let task = tokio::spawn(serve(listener, api, tls, shutdown_rx, grace));
+    tracing::info!(%local_addr, tls = is_tls, backend = service.backend_name(), "coffer is serving");
+    Ok(RunningServer { local_addr, root_credentials, service, tls: is_tls, shutdown: shutdown_tx, task })
+}
+
+async fn serve(
+    listener: TcpListener,
+    api: Arc<ApiState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually out of file descriptors; back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let api = api.clone();
+        let svc = service_fn(move |req| {
+            let api = api.clone();
+            async move { Ok::<_, Infallible>(coffer_api_aws::handle(&api, remote, req).await) }
+        });
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let builder = hyper::server::conn::http1::Builder::new();
+            let result = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls_stream) => watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), svc)).await,
+                    Err(e) => {
+                        tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, %remote, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}
+
+fn spawn_deletion_scheduler(service: Arc<Service>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    if let Err(e) = service.purge_due_deletions().await {
+                        tracing::warn!(error = %e, "scheduled deletion pass failed");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    });
+}

@@ -1,0 +1,86 @@
+//! The service's closed set of errors, in domain words. Each protocol front-end maps a kind to its own
+//! wire code (NotFound is `ResourceNotFoundException` in Secrets Manager, `ParameterNotFound` in SSM);
+//! the message is written for the caller and never contains a secret value.
+
+use coffer_store::StoreError;
+
+/// What kind of failure, independent of any protocol.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The named resource (or version, or label) does not exist.
+    NotFound,
+    /// A resource with that name, or a version with that token, already exists.
+    AlreadyExists,
+    /// A parameter value is out of range or malformed.
+    InvalidParameter,
+    /// The request is not valid in the resource's current state (e.g. marked for deletion).
+    InvalidRequest,
+    /// The input fails the API's declared constraints (names, lengths, enums).
+    Validation,
+    /// A quota would be exceeded.
+    LimitExceeded,
+    /// A policy document is not valid.
+    MalformedPolicy,
+    /// A pagination token was not issued by this server or no longer applies.
+    InvalidNextToken,
+    /// A stored value could not be decrypted with the current keys.
+    DecryptionFailure,
+    /// A value could not be encrypted.
+    EncryptionFailure,
+    /// The caller is not allowed to do this.
+    AccessDenied,
+    /// Storage (or another dependency) is unreachable right now; retrying may succeed.
+    Unavailable,
+    /// A bug or an unexpected state; details are logged, not returned.
+    Internal,
+}
+
+/// An error from the service layer: a kind and a caller-facing message.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{message}")]
+pub struct ServiceError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ServiceError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ServiceError { kind, message: message.into() }
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, m)
+    }
+    pub fn already_exists(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::AlreadyExists, m)
+    }
+    pub fn invalid_parameter(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParameter, m)
+    }
+    pub fn invalid_request(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidRequest, m)
+    }
+    pub fn validation(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Validation, m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, m)
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(%detail, "storage unavailable");
+                ServiceError::new(ErrorKind::Unavailable, "the storage backend is unavailable; retry later")
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                ServiceError::internal("an internal error occurred")
+            }
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

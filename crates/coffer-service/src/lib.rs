@@ -1,0 +1,92 @@
+//! The one service layer of Coffer.
+//!
+//! It holds the domain — secrets, versions, staging labels, deletion windows, access keys — and knows
+//! nothing of HTTP, of AWS wire names or of SQL: protocol front-ends translate requests into these typed
+//! calls and map [`ServiceError`] to their own codes; storage sits behind [`coffer_store::Store`].
+//!
+//! Architecture Invariant: every call takes a [`RequestContext`] carrying an authenticated principal.
+//! Architecture Invariant: plaintext secret values exist only as [`coffer_crypto::SecretBytes`]
+//! (zeroized on drop) and are sealed before they reach the store.
+//! Architecture Invariant: time comes from the injected [`Clock`].
+
+pub mod arn;
+mod cache;
+pub mod clock;
+pub mod context;
+pub mod credentials;
+pub mod error;
+pub mod password;
+pub mod secrets;
+
+use std::sync::Arc;
+
+use coffer_crypto::Keyring;
+use coffer_store::Store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::{ActorSource, Principal, RequestContext};
+pub use error::{ErrorKind, ServiceError, ServiceResult};
+
+/// Installation-wide settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub account_id: String,
+    /// Unlabelled versions are pruned once a secret has more than this many versions...
+    pub max_versions: usize,
+    /// ...and only those older than this. AWS: 100 versions, 24 hours.
+    pub version_min_age_millis: i64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig { account_id: "000000000000".into(), max_versions: 100, version_min_age_millis: 86_400_000 }
+    }
+}
+
+/// The service: cheap to share behind an `Arc`, safe to call concurrently.
+pub struct Service {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+    cache: cache::SecretCache,
+    credentials: credentials::CredentialCache,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
+        Service {
+            store,
+            keyring,
+            clock,
+            config,
+            cache: Default::default(),
+            credentials: Default::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The storage backend's name, for status reports.
+    pub fn backend_name(&self) -> &'static str {
+        self.store.backend_name()
+    }
+
+    /// Drops any cached copy of a secret (its state changed on another node).
+    pub fn invalidate_secret(&self, arn: &str) {
+        self.cache.invalidate(arn);
+    }
+}
+
+impl Service {
+    /// Whether storage answers; backs `/readyz`.
+    pub async fn check_ready(&self) -> ServiceResult<()> {
+        self.store.get_setting("master-key-check").await.map(|_| ()).map_err(ServiceError::from)
+    }
+}

@@ -1,0 +1,222 @@
+//! The storage boundary of Coffer.
+//!
+//! Every backend (the embedded SQLite file, PostgreSQL) implements [`Store`]. The trait is deliberately
+//! small and record-oriented: the service layer owns all domain rules (staging labels, idempotency,
+//! pruning, validation) and hands the store whole, already-decided changes.
+//!
+//! Architecture Invariant: the store only ever sees ciphertext. Secret values arrive as sealed envelopes
+//! (see `coffer-crypto`), access-key secrets likewise; nothing in this crate can decrypt them.
+//!
+//! Architecture Invariant: every change to one secret is a compare-and-swap on that secret's `revision`.
+//! Two writers racing on the same secret (two requests, or two Coffer nodes over one database) cannot both
+//! win: the loser gets [`StoreError::Conflict`] and the service re-reads and re-decides. This is what keeps
+//! staging-label moves and ClientRequestToken idempotency correct without a global lock.
+//!
+//! Architecture Invariant: a write is acknowledged (the future resolves `Ok`) only after it is durable.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod memory;
+
+pub use memory::MemoryStore;
+
+/// Milliseconds since the Unix epoch, UTC. The one time representation storage knows.
+pub type EpochMillis = i64;
+
+/// A key/value tag as Secrets Manager and SSM carry them. Order is preserved as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// Whether a version holds a `SecretString` or a `SecretBinary`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ValueKind {
+    String,
+    Binary,
+}
+
+impl ValueKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueKind::String => "string",
+            ValueKind::Binary => "binary",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "string" => Some(ValueKind::String),
+            "binary" => Some(ValueKind::Binary),
+            _ => None,
+        }
+    }
+}
+
+/// Rotation settings of a secret, as RotateSecret records them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationSettings {
+    pub enabled: bool,
+    pub lambda_arn: Option<String>,
+    pub automatically_after_days: Option<i64>,
+    pub schedule_expression: Option<String>,
+    pub duration: Option<String>,
+    pub last_rotated: Option<EpochMillis>,
+    pub next_rotation: Option<EpochMillis>,
+}
+
+/// The metadata of one secret (everything but its versions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// The full ARN, including the random six-character suffix; the secret's identity.
+    pub arn: String,
+    pub region: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// The KMS key the caller asked for; `None` means the default key.
+    pub kms_key_id: Option<String>,
+    pub tags: Vec<Tag>,
+    pub created: EpochMillis,
+    pub last_changed: EpochMillis,
+    /// Midnight UTC of the last day the value was read (AWS reports it day-granular).
+    pub last_accessed: Option<EpochMillis>,
+    /// When set, the secret is scheduled for deletion at this time.
+    pub deletion_date: Option<EpochMillis>,
+    pub resource_policy: Option<String>,
+    pub rotation: RotationSettings,
+    /// Bumped by one on every write; see the crate docs.
+    pub revision: u64,
+}
+
+/// One version of a secret's value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionRecord {
+    pub version_id: String,
+    /// Staging labels currently attached (AWSCURRENT, AWSPREVIOUS, AWSPENDING, custom ones).
+    pub stages: Vec<String>,
+    pub created: EpochMillis,
+    pub kind: ValueKind,
+    /// The sealed value: a versioned `coffer-crypto` envelope bound to (ARN, version id).
+    pub envelope: Vec<u8>,
+}
+
+/// A secret with all its stored versions, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretState {
+    pub secret: SecretRecord,
+    pub versions: Vec<VersionRecord>,
+}
+
+/// A decided change to one secret.
+#[derive(Clone, Debug)]
+pub enum SecretWrite {
+    /// Insert a new secret. Fails with [`StoreError::AlreadyExists`] when a secret of that name exists in
+    /// the region (including one scheduled for deletion).
+    Create(SecretState),
+    /// Replace the secret's metadata and change its versions, if its revision is still `expected_revision`.
+    /// `secret.revision` must be `expected_revision + 1`.
+    Update {
+        expected_revision: u64,
+        secret: SecretRecord,
+        new_versions: Vec<VersionRecord>,
+        /// Versions whose label set changes: (version id, the complete new label set).
+        stage_updates: Vec<(String, Vec<String>)>,
+        /// Versions removed for good (pruning).
+        deleted_versions: Vec<String>,
+    },
+    /// Remove the secret and all its versions, if its revision is still `expected_revision`.
+    Delete { arn: String, expected_revision: u64 },
+}
+
+impl SecretWrite {
+    /// The ARN of the secret this write touches.
+    pub fn arn(&self) -> &str {
+        match self {
+            SecretWrite::Create(state) => &state.secret.arn,
+            SecretWrite::Update { secret, .. } => &secret.arn,
+            SecretWrite::Delete { arn, .. } => arn,
+        }
+    }
+}
+
+/// An access key that SigV4 requests are signed with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    /// The secret access key, sealed with the keyring (AAD = the access key id).
+    pub sealed_secret: Vec<u8>,
+    /// The ARN of the principal the key belongs to.
+    pub principal_arn: String,
+    pub user_name: String,
+    /// "Active" or "Inactive".
+    pub status: String,
+    pub created: EpochMillis,
+}
+
+/// What can go wrong in a backend, in storage words. The service maps these to its own errors.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The record's revision moved since it was read; re-read and re-decide.
+    #[error("concurrent modification")]
+    Conflict,
+    /// A unique name is already taken.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The record to change does not exist (any more).
+    #[error("not found")]
+    NotFound,
+    /// The backend cannot be reached or cannot commit right now; the request may be retried.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data does not parse; never retried.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// The schema in the database is newer than this binary understands.
+    #[error("database schema version {found} is newer than this coffer understands ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The storage backend. Implementations must pass [`conformance`].
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs and status ("sqlite", "postgres").
+    fn backend_name(&self) -> &'static str;
+
+    /// Loads a secret and all its versions by exact name within a region.
+    async fn load_secret_by_name(&self, region: &str, name: &str) -> StoreResult<Option<SecretState>>;
+
+    /// Loads a secret and all its versions by its full ARN.
+    async fn load_secret_by_arn(&self, arn: &str) -> StoreResult<Option<SecretState>>;
+
+    /// The metadata of every secret in a region (including those scheduled for deletion), ordered by
+    /// creation time, oldest first.
+    async fn list_secrets(&self, region: &str) -> StoreResult<Vec<SecretRecord>>;
+
+    /// Applies one decided change atomically and durably.
+    async fn write_secret(&self, write: SecretWrite) -> StoreResult<()>;
+
+    /// Records the (day-granular) last access time without bumping the revision: a read must not
+    /// conflict with writers.
+    async fn touch_secret_accessed(&self, arn: &str, day: EpochMillis) -> StoreResult<()>;
+
+    /// Secrets whose scheduled deletion date is at or before `now`: (ARN, revision).
+    async fn secrets_due_for_deletion(&self, now: EpochMillis) -> StoreResult<Vec<(String, u64)>>;
+
+    /// Stores a new access key. Fails with [`StoreError::AlreadyExists`] on a duplicate id.
+    async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()>;
+
+    async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>>;
+
+    /// Reads an installation-wide setting (key check, passphrase parameters, ...).
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Writes a setting only if it is not set yet. Returns whether it was written.
+    async fn put_setting_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<bool>;
+}

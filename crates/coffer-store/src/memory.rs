@@ -1,0 +1,144 @@
+//! An in-memory [`Store`] for service-layer tests: the same semantics as the durable backends (it
+//! passes the conformance suite), none of the durability.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::{AccessKeyRecord, EpochMillis, SecretRecord, SecretState, SecretWrite, Store, StoreError, StoreResult};
+
+/// Versions ordered as the durable backends return them: by creation time, then insertion order.
+fn oldest_first(state: &SecretState) -> SecretState {
+    let mut out = state.clone();
+    out.versions.sort_by_key(|v| v.created);
+    out
+}
+
+#[derive(Default)]
+struct Inner {
+    secrets: HashMap<String, SecretState>,
+    access_keys: HashMap<String, AccessKeyRecord>,
+    settings: HashMap<String, Vec<u8>>,
+}
+
+/// A store that lives and dies with the process.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, Inner>> {
+        self.inner.lock().map_err(|_| StoreError::Unavailable("memory store lock poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn backend_name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn load_secret_by_name(&self, region: &str, name: &str) -> StoreResult<Option<SecretState>> {
+        let inner = self.lock()?;
+        Ok(inner.secrets.values().find(|s| s.secret.region == region && s.secret.name == name).map(oldest_first))
+    }
+
+    async fn load_secret_by_arn(&self, arn: &str) -> StoreResult<Option<SecretState>> {
+        Ok(self.lock()?.secrets.get(arn).map(oldest_first))
+    }
+
+    async fn list_secrets(&self, region: &str) -> StoreResult<Vec<SecretRecord>> {
+        let inner = self.lock()?;
+        let mut out: Vec<SecretRecord> =
+            inner.secrets.values().filter(|s| s.secret.region == region).map(|s| s.secret.clone()).collect();
+        out.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.arn.cmp(&b.arn)));
+        Ok(out)
+    }
+
+    async fn write_secret(&self, write: SecretWrite) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        match write {
+            SecretWrite::Create(state) => {
+                let taken = inner
+                    .secrets
+                    .values()
+                    .any(|s| s.secret.region == state.secret.region && s.secret.name == state.secret.name);
+                if taken || inner.secrets.contains_key(&state.secret.arn) {
+                    return Err(StoreError::AlreadyExists);
+                }
+                inner.secrets.insert(state.secret.arn.clone(), state);
+            }
+            SecretWrite::Update { expected_revision, secret, new_versions, stage_updates, deleted_versions } => {
+                let current = inner.secrets.get_mut(&secret.arn).ok_or(StoreError::NotFound)?;
+                if current.secret.revision != expected_revision {
+                    return Err(StoreError::Conflict);
+                }
+                current.secret = secret;
+                current.versions.retain(|v| !deleted_versions.contains(&v.version_id));
+                for (id, stages) in stage_updates {
+                    if let Some(v) = current.versions.iter_mut().find(|v| v.version_id == id) {
+                        v.stages = stages;
+                    }
+                }
+                current.versions.extend(new_versions);
+            }
+            SecretWrite::Delete { arn, expected_revision } => {
+                let current = inner.secrets.get(&arn).ok_or(StoreError::NotFound)?;
+                if current.secret.revision != expected_revision {
+                    return Err(StoreError::Conflict);
+                }
+                inner.secrets.remove(&arn);
+            }
+        }
+        Ok(())
+    }
+
+    async fn touch_secret_accessed(&self, arn: &str, day: EpochMillis) -> StoreResult<()> {
+        if let Some(s) = self.lock()?.secrets.get_mut(arn) {
+            s.secret.last_accessed = Some(day);
+        }
+        Ok(())
+    }
+
+    async fn secrets_due_for_deletion(&self, now: EpochMillis) -> StoreResult<Vec<(String, u64)>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .secrets
+            .values()
+            .filter(|s| s.secret.deletion_date.is_some_and(|d| d <= now))
+            .map(|s| (s.secret.arn.clone(), s.secret.revision))
+            .collect())
+    }
+
+    async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        if inner.access_keys.contains_key(&key.access_key_id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        inner.access_keys.insert(key.access_key_id.clone(), key);
+        Ok(())
+    }
+
+    async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
+        Ok(self.lock()?.access_keys.get(access_key_id).cloned())
+    }
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.lock()?.settings.get(key).cloned())
+    }
+
+    async fn put_setting_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        if inner.settings.contains_key(key) {
+            return Ok(false);
+        }
+        inner.settings.insert(key.to_string(), value.to_vec());
+        Ok(true)
+    }
+}
