@@ -91,7 +91,7 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 pub async fn handle<B>(state: &ApiState, remote: SocketAddr, req: Request<B>) -> Response<Full<Bytes>>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::fmt::Display,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => return plain(StatusCode::OK, "{\"status\":\"ok\"}"),
@@ -120,7 +120,7 @@ where
 async fn handle_aws<B>(state: &ApiState, remote: SocketAddr, req: Request<B>, request_id: &str) -> Result<Vec<u8>, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: std::fmt::Display,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, body) = req.into_parts();
     if parts.method != Method::POST {

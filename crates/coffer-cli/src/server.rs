@@ -1,5 +1,6 @@
 //! `coffer server`: flags and config file into a [`ServerConfig`], then run until SIGINT/SIGTERM.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,18 +121,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir.clone();
     let server = coffer_server::start(config).await.context("coffer could not start")?;
     if let Some(root) = &server.root_credentials {
-        let secret = root.secret_access_key.expose_str().unwrap_or("<not text>");
-        // Shown once: the only time the root secret is printed. It is also in the 0600 file below.
-        eprintln!(
-            "\nCoffer initialized a new data directory.\n\
-             Root credentials (shown only once; also saved to {}):\n\
-             \x20 aws_access_key_id     = {}\n\
-             \x20 aws_secret_access_key = {}\n\
-             Use the root credentials only to set up other principals.\n",
-            data_dir.join(coffer_server::ROOT_CREDENTIALS_FILE).display(),
-            root.access_key_id,
-            secret
-        );
+        let file = data_dir.join(coffer_server::ROOT_CREDENTIALS_FILE);
+        // The secret is shown once, and only to a person at a terminal: when stderr goes to a log
+        // collector it would outlive the moment, so then only the file's location is printed.
+        if std::io::stderr().is_terminal() {
+            let secret = root.secret_access_key.expose_str().unwrap_or("<not text>");
+            eprintln!(
+                "\nCoffer initialized a new data directory.\n\
+                 Root credentials (shown only once; also saved to {}):\n\
+                 \x20 aws_access_key_id     = {}\n\
+                 \x20 aws_secret_access_key = {}\n\
+                 Use the root credentials only to set up other principals.\n",
+                file.display(),
+                root.access_key_id,
+                secret
+            );
+        } else {
+            eprintln!(
+                "Coffer initialized a new data directory; the root credentials ({}) are in {}",
+                root.access_key_id,
+                file.display()
+            );
+        }
     }
     // Tests and scripts wait for this line.
     println!("coffer listening on {}", server.endpoint());

@@ -247,7 +247,8 @@ mod raw {
             }
             let resp = rb.body(body.to_vec()).send().await.unwrap();
             let status = resp.status().as_u16();
-            let json: serde_json::Value = resp.json().await.unwrap_or_default();
+            let bytes = resp.bytes().await.unwrap_or_default();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             (
                 status,
                 json["__type"].as_str().unwrap_or_default().to_string(),
