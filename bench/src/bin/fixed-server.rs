@@ -38,7 +38,8 @@ async fn handle(args: Arc<Args>, req: http::Request<hyper::body::Incoming>) -> h
         payload: &body,
     };
     let ok = coffer_sigv4::parse(&view).ok().filter(|p| p.access_key_id == args.access_key_id).is_some_and(|p| {
-        let key = coffer_sigv4::derive_signing_key(args.secret_access_key.as_bytes(), &p.scope_date, &p.region, &p.service);
+        let key =
+            coffer_sigv4::derive_signing_key(args.secret_access_key.as_bytes(), &p.scope_date, &p.region, &p.service);
         coffer_sigv4::verify(&view, &p, &key, time::OffsetDateTime::now_utc()).is_ok()
     });
     if ok {

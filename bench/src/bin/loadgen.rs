@@ -80,8 +80,17 @@ impl Signer {
             ("content-type".to_string(), "application/x-amz-json-1.1".to_string()),
             ("x-amz-target".to_string(), format!("secretsmanager.{op}")),
         ];
-        let signable = coffer_sigv4::SignableRequest { method: "POST", path: "/", query: "", headers: &headers, payload: &body };
-        let added = coffer_sigv4::sign_with_key(&signable, &self.access_key_id, None, &self.key, &self.region, "secretsmanager", now);
+        let signable =
+            coffer_sigv4::SignableRequest { method: "POST", path: "/", query: "", headers: &headers, payload: &body };
+        let added = coffer_sigv4::sign_with_key(
+            &signable,
+            &self.access_key_id,
+            None,
+            &self.key,
+            &self.region,
+            "secretsmanager",
+            now,
+        );
         let mut builder = http::Request::builder().method("POST").uri("/");
         for (k, v) in headers.iter().chain(added.iter()) {
             builder = builder.header(k.as_str(), v.as_str());
@@ -130,12 +139,30 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
     Ok(sender)
 }
 
-async fn send(sender: &mut Sender, req: http::Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
-    sender.ready().await?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    Ok((status, body))
+/// A keep-alive connection that reconnects when the server closes it (moto's server closes after
+/// every response; that is its cost, not an error).
+struct Conn {
+    addr: SocketAddr,
+    sender: Option<Sender>,
+}
+
+impl Conn {
+    fn new(addr: SocketAddr) -> Conn {
+        Conn { addr, sender: None }
+    }
+
+    async fn send(&mut self, req: http::Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
+        let mut sender = match self.sender.take() {
+            Some(s) if !s.is_closed() => s,
+            _ => connect(self.addr).await?,
+        };
+        sender.ready().await?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        self.sender = Some(sender);
+        Ok((status, body))
+    }
 }
 
 fn read_credentials(path: &str) -> anyhow::Result<(String, String)> {
@@ -183,7 +210,7 @@ async fn main() -> anyhow::Result<()> {
             let mut signer = new_signer();
             let total = args.secrets as u64;
             tasks.push(tokio::spawn(async move {
-                let mut sender = connect(addr).await?;
+                let mut conn = Conn::new(addr);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
@@ -194,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
                         "ClientRequestToken": uuid::Uuid::new_v4().to_string(),
                         "SecretString": format!("{{\"username\":\"app\",\"password\":\"bench-{i}\"}}"),
                     });
-                    let (status, resp) = send(&mut sender, signer.request("CreateSecret", serde_json::to_vec(&body)?)?).await?;
+                    let (status, resp) = conn.send(signer.request("CreateSecret", serde_json::to_vec(&body)?)?).await?;
                     if status != 200 && !String::from_utf8_lossy(&resp).contains("ResourceExistsException") {
                         bail!("setup failed with {status}: {}", String::from_utf8_lossy(&resp));
                     }
@@ -218,18 +245,17 @@ async fn main() -> anyhow::Result<()> {
         let (workload, secrets) = (args.workload, args.secrets);
         tasks.push(tokio::spawn(async move {
             let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-            let mut sender = connect(addr).await?;
+            let mut conn = Conn::new(addr);
             let mut rng = rand::rngs::SmallRng::from_entropy();
             let mut shown = 0;
             while !stop.load(Ordering::Relaxed) {
                 let (op, body) = body_for(workload, secrets, &mut rng, seq.fetch_add(1, Ordering::Relaxed));
                 let req = signer.request(op, body)?;
                 let t0 = Instant::now();
-                let (status, resp) = match send(&mut sender, req).await {
+                let (status, resp) = match conn.send(req).await {
                     Ok(r) => r,
                     Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
-                        sender = connect(addr).await?;
                         continue;
                     }
                 };
@@ -262,7 +288,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let ok = total.len();
     let rps = ok as f64 / elapsed;
-    let (p50, p99, p999) = (total.value_at_quantile(0.5), total.value_at_quantile(0.99), total.value_at_quantile(0.999));
+    let (p50, p99, p999) =
+        (total.value_at_quantile(0.5), total.value_at_quantile(0.99), total.value_at_quantile(0.999));
     let errors = errors.load(Ordering::Relaxed);
     let workload = format!("{:?}", args.workload);
     if args.json {

@@ -20,12 +20,8 @@ pub struct SigningKeyCache(RwLock<HashMap<(String, String, String, String), Sign
 
 impl SigningKeyCache {
     fn get_or_derive(&self, parsed: &ParsedSignature, secret: &[u8]) -> SigningKey {
-        let key_tuple = (
-            parsed.access_key_id.clone(),
-            parsed.scope_date.clone(),
-            parsed.region.clone(),
-            parsed.service.clone(),
-        );
+        let key_tuple =
+            (parsed.access_key_id.clone(), parsed.scope_date.clone(), parsed.region.clone(), parsed.service.clone());
         if let Ok(map) = self.0.read() {
             if let Some(k) = map.get(&key_tuple) {
                 return k.clone();
@@ -43,7 +39,9 @@ impl SigningKeyCache {
 }
 
 fn valid_region(region: &str) -> bool {
-    !region.is_empty() && region.len() <= 32 && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    !region.is_empty()
+        && region.len() <= 32
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Authenticates a request signed for `expected_service`. Returns the principal and the region of the

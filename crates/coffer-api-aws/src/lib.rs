@@ -51,9 +51,10 @@ impl Target {
     fn parse(header_value: &str) -> Result<(Option<Target>, &'static str), ApiError> {
         let (prefix, op) = header_value.split_once('.').ok_or_else(ApiError::unknown_operation)?;
         match prefix {
-            "secretsmanager" => {
-                Ok((secretsmanager::Operation::parse(op).map(Target::SecretsManager), coffer_wire::secretsmanager::SERVICE))
-            }
+            "secretsmanager" => Ok((
+                secretsmanager::Operation::parse(op).map(Target::SecretsManager),
+                coffer_wire::secretsmanager::SERVICE,
+            )),
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -98,7 +99,10 @@ where
         (&Method::GET, "/readyz") => {
             return match state.service.check_ready().await {
                 Ok(()) => plain(StatusCode::OK, "{\"status\":\"ready\"}"),
-                Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"unavailable\",\"reason\":\"storage unreachable\"}"),
+                Err(_) => plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "{\"status\":\"unavailable\",\"reason\":\"storage unreachable\"}",
+                ),
             }
         }
         _ => {}
@@ -117,7 +121,12 @@ where
     }
 }
 
-async fn handle_aws<B>(state: &ApiState, remote: SocketAddr, req: Request<B>, request_id: &str) -> Result<Vec<u8>, ApiError>
+async fn handle_aws<B>(
+    state: &ApiState,
+    remote: SocketAddr,
+    req: Request<B>,
+    request_id: &str,
+) -> Result<Vec<u8>, ApiError>
 where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -126,11 +135,8 @@ where
     if parts.method != Method::POST {
         return Err(ApiError::new(405, "UnknownOperationException", "Only POST requests are accepted."));
     }
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(ApiError::unknown_operation)?;
+    let target =
+        parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unknown_operation)?;
     let (operation, signing_service) = Target::parse(target)?;
 
     let body = match Limited::new(body, state.max_body_bytes).collect().await {

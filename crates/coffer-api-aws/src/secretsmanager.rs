@@ -142,12 +142,13 @@ fn description_out(d: domain::SecretDescription, for_list: bool) -> SecretDescri
         kms_key_id: r.kms_key_id,
         rotation_enabled: rotation_configured.then_some(rotation.enabled),
         rotation_lambda_arn: rotation.lambda_arn.clone(),
-        rotation_rules: (rotation.automatically_after_days.is_some() || rotation.schedule_expression.is_some())
-            .then(|| RotationRules {
+        rotation_rules: (rotation.automatically_after_days.is_some() || rotation.schedule_expression.is_some()).then(
+            || RotationRules {
                 automatically_after_days: rotation.automatically_after_days,
                 duration: rotation.duration.clone(),
                 schedule_expression: rotation.schedule_expression.clone(),
-            }),
+            },
+        ),
         last_rotated_date: rotation.last_rotated.map(epoch_seconds),
         last_changed_date: Some(epoch_seconds(r.last_changed)),
         last_accessed_date: r.last_accessed.map(epoch_seconds),
@@ -162,7 +163,12 @@ fn description_out(d: domain::SecretDescription, for_list: bool) -> SecretDescri
 }
 
 /// Runs one Secrets Manager operation and returns the JSON response body.
-pub async fn dispatch(service: &Service, ctx: &RequestContext, op: Operation, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+pub async fn dispatch(
+    service: &Service,
+    ctx: &RequestContext,
+    op: Operation,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
     use Operation::*;
     match op {
         CreateSecret => {
@@ -188,7 +194,11 @@ pub async fn dispatch(service: &Service, ctx: &RequestContext, op: Operation, bo
             let out = sm(service
                 .get_secret_value(
                     ctx,
-                    GetSecretValueInput { secret_id: r.secret_id, version_id: r.version_id, version_stage: r.version_stage },
+                    GetSecretValueInput {
+                        secret_id: r.secret_id,
+                        version_id: r.version_id,
+                        version_stage: r.version_stage,
+                    },
                 )
                 .await)?;
             json(&value_out(out))
@@ -214,7 +224,11 @@ pub async fn dispatch(service: &Service, ctx: &RequestContext, op: Operation, bo
                     .into_iter()
                     .map(|e| {
                         let wire = secretsmanager_error(e.error);
-                        ApiErrorType { secret_id: e.secret_id, error_code: wire.code.to_string(), message: wire.message }
+                        ApiErrorType {
+                            secret_id: e.secret_id,
+                            error_code: wire.code.to_string(),
+                            message: wire.message,
+                        }
                     })
                     .collect(),
             })
@@ -339,7 +353,11 @@ pub async fn dispatch(service: &Service, ctx: &RequestContext, op: Operation, bo
                     },
                 )
                 .await)?;
-            json(&DeleteSecretResponse { arn: out.arn, name: out.name, deletion_date: epoch_seconds(out.deletion_date) })
+            json(&DeleteSecretResponse {
+                arn: out.arn,
+                name: out.name,
+                deletion_date: epoch_seconds(out.deletion_date),
+            })
         }
         RestoreSecret => {
             let r: SecretIdRequest = parse(body)?;

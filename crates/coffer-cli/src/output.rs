@@ -56,24 +56,21 @@ fn print_table(value: &Value) {
             }
         }
         Value::Array(rows) => {
-            let columns: Vec<String> = rows
-                .iter()
-                .filter_map(Value::as_object)
-                .flat_map(|o| o.keys().cloned())
-                .fold(Vec::new(), |mut acc, k| {
+            let columns: Vec<String> = rows.iter().filter_map(Value::as_object).flat_map(|o| o.keys().cloned()).fold(
+                Vec::new(),
+                |mut acc, k| {
                     if !acc.contains(&k) {
                         acc.push(k);
                     }
                     acc
-                });
+                },
+            );
             if columns.is_empty() {
                 rows.iter().for_each(|r| println!("{}", cell(r)));
                 return;
             }
-            let cells: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| columns.iter().map(|c| r.get(c).map(cell).unwrap_or_default()).collect())
-                .collect();
+            let cells: Vec<Vec<String>> =
+                rows.iter().map(|r| columns.iter().map(|c| r.get(c).map(cell).unwrap_or_default()).collect()).collect();
             let widths: Vec<usize> = columns
                 .iter()
                 .enumerate()

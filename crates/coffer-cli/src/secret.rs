@@ -233,8 +233,7 @@ pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
         }
         SecretCommand::Get { secret_id, version_id, version_stage, json_key, json, conn } => {
             let req = GetSecretValueRequest { secret_id, version_id, version_stage };
-            let resp: GetSecretValueResponse =
-                call(&client(&conn)?, "GetSecretValue", &req).await.map_err(explain)?;
+            let resp: GetSecretValueResponse = call(&client(&conn)?, "GetSecretValue", &req).await.map_err(explain)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&resp)?);
                 return Ok(ExitCode::SUCCESS);
@@ -256,7 +255,9 @@ pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
             }
         }
         SecretCommand::Put { secret_id, value, stages, conn, out } => {
-            let Some(value) = value.read()? else { bail!("give the new value with --value, --value-file or --value-stdin") };
+            let Some(value) = value.read()? else {
+                bail!("give the new value with --value, --value-file or --value-stdin")
+            };
             let req = PutSecretValueRequest {
                 secret_id,
                 client_request_token: Some(new_token()),
@@ -321,7 +322,11 @@ pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
             show(&resp, &out)?;
         }
         SecretCommand::History { secret_id, all, conn, out } => {
-            let req = ListSecretVersionIdsRequest { secret_id, include_deprecated: all.then_some(true), ..Default::default() };
+            let req = ListSecretVersionIdsRequest {
+                secret_id,
+                include_deprecated: all.then_some(true),
+                ..Default::default()
+            };
             let resp: ListSecretVersionIdsResponse =
                 call(&client(&conn)?, "ListSecretVersionIds", &req).await.map_err(explain)?;
             if out.output == Format::Table && out.query.is_none() {

@@ -236,7 +236,13 @@ mod raw {
             }
             let mut all = headers.clone();
             if let Some(when) = when {
-                let req = coffer_sigv4::SignableRequest { method: "POST", path: "/", query: "", headers: &headers, payload: body };
+                let req = coffer_sigv4::SignableRequest {
+                    method: "POST",
+                    path: "/",
+                    query: "",
+                    headers: &headers,
+                    payload: body,
+                };
                 all.extend(coffer_sigv4::sign(&req, &self.creds, "us-east-1", "secretsmanager", when));
             }
             let mut rb = self.http.post(format!("{}/", self.endpoint));
@@ -264,7 +270,10 @@ mod raw {
         let now = Some(OffsetDateTime::now_utc());
 
         let (s, t, m) = raw.send(Some("secretsmanager.ListSecrets"), b"{}", None).await;
-        assert_eq!((s, t.as_str(), m.as_str()), (400, "MissingAuthenticationTokenException", "Missing Authentication Token"));
+        assert_eq!(
+            (s, t.as_str(), m.as_str()),
+            (400, "MissingAuthenticationTokenException", "Missing Authentication Token")
+        );
 
         let old = OffsetDateTime::now_utc() - time::Duration::minutes(6);
         let (s, t, m) = raw.send(Some("secretsmanager.ListSecrets"), b"{}", Some(old)).await;
@@ -285,9 +294,8 @@ mod raw {
         let (s, t, _) = raw.send(Some("secretsmanager.GetSecretValue"), br#"{"SecretId": ["a"]}"#, now).await;
         assert_eq!((s, t.as_str()), (400, "SerializationException"));
 
-        let (s, t, m) = raw
-            .send(Some("secretsmanager.CreateSecret"), br#"{"Name":"ok-name","SecretString":"v"}"#, now)
-            .await;
+        let (s, t, m) =
+            raw.send(Some("secretsmanager.CreateSecret"), br#"{"Name":"ok-name","SecretString":"v"}"#, now).await;
         assert_eq!((s, t.as_str()), (400, "InvalidRequestException"));
         assert_eq!(m, "You must provide a ClientRequestToken value. We recommend a UUID-type value.");
 
@@ -367,7 +375,8 @@ fn passphrase_source_derives_the_same_key_each_start() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     s.stop();
     assert!(data.join("passphrase.json").exists());
-    let err = TestServer::spawn(&data, &args, &[("COFFER_PASSPHRASE", "wrong")]).err().expect("wrong passphrase refused");
+    let err =
+        TestServer::spawn(&data, &args, &[("COFFER_PASSPHRASE", "wrong")]).err().expect("wrong passphrase refused");
     assert!(err.contains("master key does not match"), "{err}");
     let s = TestServer::spawn(&data, &args, &[("COFFER_PASSPHRASE", "correct horse battery staple")]).unwrap();
     let out = s.cli().args(["secret", "get", "pp"]).output().unwrap();
@@ -379,9 +388,23 @@ fn cli_secret_commands() {
     let server = TestServer::start();
     let run = |args: &[&str]| {
         let out = server.cli().args(args).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
-    let (code, out, err) = run(&["secret", "create", "/non-prod/backend/database_password", "--value", "pa$$ word", "--description", "dev db", "--tag", "Environment=non-prod"]);
+    let (code, out, err) = run(&[
+        "secret",
+        "create",
+        "/non-prod/backend/database_password",
+        "--value",
+        "pa$$ word",
+        "--description",
+        "dev db",
+        "--tag",
+        "Environment=non-prod",
+    ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("/non-prod/backend/database_password-"));
     let (_, out, _) = run(&["secret", "get", "/non-prod/backend/database_password"]);
@@ -397,7 +420,8 @@ fn cli_secret_commands() {
     assert!(out.contains("AWSCURRENT") && out.contains("AWSPREVIOUS"), "{out}");
     let (_, out, _) = run(&["secret", "list", "--prefix", "/non-prod/", "-o", "table"]);
     assert!(out.contains("/non-prod/backend/db") && out.contains("dev db"), "{out}");
-    let (_, out, _) = run(&["secret", "describe", "/non-prod/backend/database_password", "--query", "Description", "-o", "raw"]);
+    let (_, out, _) =
+        run(&["secret", "describe", "/non-prod/backend/database_password", "--query", "Description", "-o", "raw"]);
     assert_eq!(out, "dev db\n");
     let (code, _, _) = run(&["secret", "delete", "/non-prod/backend/db", "--recovery-window-days", "7"]);
     assert_eq!(code, Some(0));

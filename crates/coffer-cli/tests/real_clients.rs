@@ -107,14 +107,32 @@ fn seed001_js_sdk_v3() {
 #[test]
 fn aws_cli_writes_survive_a_server_restart() {
     let mut server = TestServer::start();
-    run_client(&server, "aws", &[
-        "secretsmanager".into(), "create-secret".into(), "--name".into(), "/restart/me".into(),
-        "--secret-string".into(), "kept-across-restarts".into(),
-    ]);
+    run_client(
+        &server,
+        "aws",
+        &[
+            "secretsmanager".into(),
+            "create-secret".into(),
+            "--name".into(),
+            "/restart/me".into(),
+            "--secret-string".into(),
+            "kept-across-restarts".into(),
+        ],
+    );
     server.restart();
-    let out = run_client(&server, "aws", &[
-        "secretsmanager".into(), "get-secret-value".into(), "--secret-id".into(), "/restart/me".into(),
-        "--query".into(), "SecretString".into(), "--output".into(), "text".into(),
-    ]);
+    let out = run_client(
+        &server,
+        "aws",
+        &[
+            "secretsmanager".into(),
+            "get-secret-value".into(),
+            "--secret-id".into(),
+            "/restart/me".into(),
+            "--query".into(),
+            "SecretString".into(),
+            "--output".into(),
+            "text".into(),
+        ],
+    );
     assert_eq!(out.trim(), "kept-across-restarts");
 }

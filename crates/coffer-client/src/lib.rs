@@ -74,7 +74,8 @@ impl Client {
             ("content-type".to_string(), JSON_1_1.to_string()),
             ("x-amz-target".to_string(), target.to_string()),
         ];
-        let signable = coffer_sigv4::SignableRequest { method: "POST", path: "/", query: "", headers: &headers, payload: &body };
+        let signable =
+            coffer_sigv4::SignableRequest { method: "POST", path: "/", query: "", headers: &headers, payload: &body };
         let auth = coffer_sigv4::sign(
             &signable,
             &self.config.credentials,
@@ -88,16 +89,17 @@ impl Client {
                 req = req.header(k.as_str(), v.as_str());
             }
         }
-        let resp = req.body(body.to_vec()).send().await.map_err(|e| ClientError::Transport {
-            endpoint: self.config.endpoint.clone(),
-            detail: root_cause(&e),
-        })?;
+        let resp = req
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport { endpoint: self.config.endpoint.clone(), detail: root_cause(&e) })?;
         let status = resp.status().as_u16();
         let request_id = resp.headers().get("x-amzn-requestid").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport {
-            endpoint: self.config.endpoint.clone(),
-            detail: root_cause(&e),
-        })?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport { endpoint: self.config.endpoint.clone(), detail: root_cause(&e) })?;
         let bytes = zeroize::Zeroizing::new(bytes.to_vec());
         if status >= 300 {
             let err: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| ClientError::Api {

@@ -169,9 +169,7 @@ impl MasterKey {
             .map_err(|e| CryptoError::Kdf(e.to_string()))?;
         let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon_params);
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        argon
-            .hash_password_into(passphrase, &salt, key.as_mut())
-            .map_err(|e| CryptoError::Kdf(e.to_string()))?;
+        argon.hash_password_into(passphrase, &salt, key.as_mut()).map_err(|e| CryptoError::Kdf(e.to_string()))?;
         Ok(MasterKey(key))
     }
 }
@@ -259,7 +257,12 @@ impl Keyring {
     }
 
     /// Envelope-encrypts `plaintext` bound to `aad`. See the crate docs for the layout.
-    pub fn seal(&self, rng: &mut (impl RngCore + CryptoRng), plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn seal(
+        &self,
+        rng: &mut (impl RngCore + CryptoRng),
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
         let mut data_key = Zeroizing::new([0u8; KEY_LEN]);
         rng.fill_bytes(data_key.as_mut());
         let mut wrap_nonce = [0u8; NONCE_LEN];

@@ -113,7 +113,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         store,
         keyring,
         Arc::new(SystemClock),
-        ServiceConfig { account_id: config.account_id.clone(), max_versions: config.max_versions, ..Default::default() },
+        ServiceConfig {
+            account_id: config.account_id.clone(),
+            max_versions: config.max_versions,
+            ..Default::default()
+        },
     ));
     let root_credentials = match service.initialize().await {
         Ok(created) => created,
@@ -131,7 +135,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let api = Arc::new(ApiState::new(service.clone()));
 
-    spawn_deletion_scheduler(service.clone(), Duration::from_secs(config.scheduler_interval_secs.max(1)), shutdown_rx.clone());
+    spawn_deletion_scheduler(
+        service.clone(),
+        Duration::from_secs(config.scheduler_interval_secs.max(1)),
+        shutdown_rx.clone(),
+    );
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let is_tls = tls.is_some();
     let task = tokio::spawn(serve(listener, api, tls, shutdown_rx, grace));

@@ -49,7 +49,8 @@ fn load_or_create_key_file(path: &Path, data_exists: bool) -> anyhow::Result<Mas
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let text = Zeroizing::new(text);
-            MasterKey::from_base64(text.trim()).with_context(|| format!("{} does not hold a valid master key", path.display()))
+            MasterKey::from_base64(text.trim())
+                .with_context(|| format!("{} does not hold a valid master key", path.display()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if data_exists {
@@ -73,8 +74,9 @@ fn from_passphrase(config: &ServerConfig, data_exists: bool) -> anyhow::Result<M
             .with_context(|| format!("reading passphrase file {}", file.display()))?
             .trim_end_matches(['\n', '\r'])
             .to_string(),
-        None => std::env::var("COFFER_PASSPHRASE")
-            .context("the master key source is passphrase but COFFER_PASSPHRASE is not set (or give passphrase_file)")?,
+        None => std::env::var("COFFER_PASSPHRASE").context(
+            "the master key source is passphrase but COFFER_PASSPHRASE is not set (or give passphrase_file)",
+        )?,
     });
     if passphrase.is_empty() {
         bail!("the passphrase is empty");

@@ -18,13 +18,8 @@ const SUFFIX_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 /// `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 random chars>`: the suffix is new
 /// for every secret, so a re-created secret never shares an ARN with its predecessor.
 pub fn new_secret_arn(region: &str, account_id: &str, name: &str, rng: &mut impl Rng) -> String {
-    let suffix: String = (0..6)
-        .map(|_| SUFFIX_ALPHABET[rng.gen_range(0..SUFFIX_ALPHABET.len())] as char)
-        .collect();
-    format!(
-        "arn:{}:secretsmanager:{region}:{account_id}:secret:{name}-{suffix}",
-        partition_for_region(region)
-    )
+    let suffix: String = (0..6).map(|_| SUFFIX_ALPHABET[rng.gen_range(0..SUFFIX_ALPHABET.len())] as char).collect();
+    format!("arn:{}:secretsmanager:{region}:{account_id}:secret:{name}-{suffix}", partition_for_region(region))
 }
 
 /// The parts of a Secrets Manager secret ARN.
@@ -39,15 +34,8 @@ pub struct SecretArn<'a> {
 /// Parses `arn:<partition>:secretsmanager:<region>:<account>:secret:<rest>`; `None` for anything else.
 pub fn parse_secret_arn(s: &str) -> Option<SecretArn<'_>> {
     let mut parts = s.splitn(7, ':');
-    let (arn, _partition, service, region, account, kind, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
+    let (arn, _partition, service, region, account, kind, resource) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if arn != "arn" || service != "secretsmanager" || kind != "secret" || resource.is_empty() {
         return None;
     }

@@ -55,14 +55,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        Service {
-            store,
-            keyring,
-            clock,
-            config,
-            cache: Default::default(),
-            credentials: Default::default(),
-        }
+        Service { store, keyring, clock, config, cache: Default::default(), credentials: Default::default() }
     }
 
     pub fn config(&self) -> &ServiceConfig {

@@ -41,14 +41,10 @@ impl Default for PasswordRules {
 /// Generates a password. Uses rejection-free uniform sampling (`gen_range`) so no class is biased.
 pub fn generate_password(rules: &PasswordRules, rng: &mut impl Rng) -> ServiceResult<String> {
     if !(1..=4096).contains(&rules.length) {
-        return Err(ServiceError::invalid_parameter(
-            "Password length must be between 1 and 4096 characters.",
-        ));
+        return Err(ServiceError::invalid_parameter("Password length must be between 1 and 4096 characters."));
     }
     let mut classes: Vec<Vec<char>> = Vec::new();
-    let keep = |set: &str| -> Vec<char> {
-        set.chars().filter(|c| !rules.exclude_characters.contains(*c)).collect()
-    };
+    let keep = |set: &str| -> Vec<char> { set.chars().filter(|c| !rules.exclude_characters.contains(*c)).collect() };
     for (set, excluded) in [
         (UPPER, rules.exclude_uppercase),
         (LOWER, rules.exclude_lowercase),

@@ -97,7 +97,9 @@ fn value_str(v: &SecretValueOutput) -> String {
 async fn create_then_read_by_name_full_arn_and_partial_arn() {
     let f = fixture();
     let id = create(&f, "/prod/backend/database_password", "s3cr3t").await;
-    assert!(id.arn.starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:/prod/backend/database_password-"));
+    assert!(id
+        .arn
+        .starts_with("arn:aws:secretsmanager:us-east-1:123456789012:secret:/prod/backend/database_password-"));
     assert_eq!(id.version_id.as_deref(), Some(token(0).as_str()));
     for secret_id in [id.name.clone(), id.arn.clone(), id.arn[..id.arn.len() - 7].to_string()] {
         let v = get(&f, &secret_id).await.unwrap();
@@ -122,7 +124,11 @@ async fn put_moves_current_and_previous() {
         .service
         .get_secret_value(
             &ctx(),
-            GetSecretValueInput { secret_id: "app/token".into(), version_stage: Some("AWSPREVIOUS".into()), ..Default::default() },
+            GetSecretValueInput {
+                secret_id: "app/token".into(),
+                version_stage: Some("AWSPREVIOUS".into()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -169,7 +175,11 @@ async fn pending_put_leaves_current_alone() {
         .service
         .get_secret_value(
             &ctx(),
-            GetSecretValueInput { secret_id: "rot".into(), version_stage: Some("AWSPENDING".into()), ..Default::default() },
+            GetSecretValueInput {
+                secret_id: "rot".into(),
+                version_stage: Some("AWSPENDING".into()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -178,7 +188,11 @@ async fn pending_put_leaves_current_alone() {
         .service
         .get_secret_value(
             &ctx(),
-            GetSecretValueInput { secret_id: "rot".into(), version_stage: Some("AWSPREVIOUS".into()), ..Default::default() },
+            GetSecretValueInput {
+                secret_id: "rot".into(),
+                version_stage: Some("AWSPREVIOUS".into()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap_err();
@@ -203,7 +217,12 @@ async fn client_request_token_is_idempotent() {
         .service
         .create_secret(
             &ctx(),
-            CreateSecretInput { name: "idem".into(), client_request_token: Some(token(0)), value: Some(text("v0")), ..Default::default() },
+            CreateSecretInput {
+                name: "idem".into(),
+                client_request_token: Some(token(0)),
+                value: Some(text("v0")),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -212,7 +231,12 @@ async fn client_request_token_is_idempotent() {
         .service
         .create_secret(
             &ctx(),
-            CreateSecretInput { name: "idem".into(), client_request_token: Some(token(5)), value: Some(text("v0")), ..Default::default() },
+            CreateSecretInput {
+                name: "idem".into(),
+                client_request_token: Some(token(5)),
+                value: Some(text("v0")),
+                ..Default::default()
+            },
         )
         .await
         .unwrap_err();
@@ -245,7 +269,11 @@ async fn version_id_and_stage_must_agree() {
         .service
         .get_secret_value(
             &ctx(),
-            GetSecretValueInput { secret_id: "agree".into(), version_id: Some(token(0)), version_stage: Some("AWSCURRENT".into()) },
+            GetSecretValueInput {
+                secret_id: "agree".into(),
+                version_id: Some(token(0)),
+                version_stage: Some("AWSCURRENT".into()),
+            },
         )
         .await
         .unwrap_err();
@@ -253,7 +281,10 @@ async fn version_id_and_stage_must_agree() {
     assert_eq!(err.message, "You provided a VersionStage that is not associated to the provided VersionId.");
     let by_id = f
         .service
-        .get_secret_value(&ctx(), GetSecretValueInput { secret_id: "agree".into(), version_id: Some(token(0)), version_stage: None })
+        .get_secret_value(
+            &ctx(),
+            GetSecretValueInput { secret_id: "agree".into(), version_id: Some(token(0)), version_stage: None },
+        )
         .await
         .unwrap();
     assert_eq!(value_str(&by_id), "v0");
@@ -297,7 +328,11 @@ async fn update_version_stage_follows_aws_rules() {
         .service
         .get_secret_value(
             &ctx(),
-            GetSecretValueInput { secret_id: "stages".into(), version_stage: Some("AWSPREVIOUS".into()), ..Default::default() },
+            GetSecretValueInput {
+                secret_id: "stages".into(),
+                version_stage: Some("AWSPREVIOUS".into()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -337,7 +372,10 @@ async fn deletion_window_restore_force_and_scheduled_purge() {
     let id = create(&f, "doomed", "v").await;
     let out = f
         .service
-        .delete_secret(&ctx(), DeleteSecretInput { secret_id: "doomed".into(), recovery_window_in_days: Some(7), ..Default::default() })
+        .delete_secret(
+            &ctx(),
+            DeleteSecretInput { secret_id: "doomed".into(), recovery_window_in_days: Some(7), ..Default::default() },
+        )
         .await
         .unwrap();
     assert_eq!(out.deletion_date, T0 + 7 * DAY);
@@ -367,7 +405,10 @@ async fn deletion_window_restore_force_and_scheduled_purge() {
 
     // The server carries out a deletion when the window ends, not before.
     f.service
-        .delete_secret(&ctx(), DeleteSecretInput { secret_id: "doomed".into(), recovery_window_in_days: Some(7), ..Default::default() })
+        .delete_secret(
+            &ctx(),
+            DeleteSecretInput { secret_id: "doomed".into(), recovery_window_in_days: Some(7), ..Default::default() },
+        )
         .await
         .unwrap();
     f.clock.advance_millis(7 * DAY - 1);
@@ -382,7 +423,11 @@ async fn deletion_window_restore_force_and_scheduled_purge() {
     f.service
         .delete_secret(
             &ctx(),
-            DeleteSecretInput { secret_id: "doomed".into(), force_delete_without_recovery: Some(true), ..Default::default() },
+            DeleteSecretInput {
+                secret_id: "doomed".into(),
+                force_delete_without_recovery: Some(true),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -391,7 +436,11 @@ async fn deletion_window_restore_force_and_scheduled_purge() {
     f.service
         .delete_secret(
             &ctx(),
-            DeleteSecretInput { secret_id: "doomed".into(), force_delete_without_recovery: Some(true), ..Default::default() },
+            DeleteSecretInput {
+                secret_id: "doomed".into(),
+                force_delete_without_recovery: Some(true),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -406,7 +455,11 @@ async fn delete_parameter_rules() {
             .service
             .delete_secret(
                 &ctx(),
-                DeleteSecretInput { secret_id: "d".into(), recovery_window_in_days: window, force_delete_without_recovery: force },
+                DeleteSecretInput {
+                    secret_id: "d".into(),
+                    recovery_window_in_days: window,
+                    force_delete_without_recovery: force,
+                },
             )
             .await
             .unwrap_err();
@@ -477,11 +530,11 @@ async fn ciphertext_cannot_be_moved_to_another_version() {
     versions[1].envelope = a;
     let mut secret = state.secret.clone();
     secret.revision += 1;
-    f.store.write_secret(SecretWrite::Delete { arn: secret.arn.clone(), expected_revision: state.secret.revision }).await.unwrap();
     f.store
-        .write_secret(SecretWrite::Create(coffer_store::SecretState { secret, versions }))
+        .write_secret(SecretWrite::Delete { arn: secret.arn.clone(), expected_revision: state.secret.revision })
         .await
         .unwrap();
+    f.store.write_secret(SecretWrite::Create(coffer_store::SecretState { secret, versions })).await.unwrap();
     f.service.invalidate_secret(&state.secret.arn);
     let err = get(&f, "bound").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::DecryptionFailure);
@@ -500,7 +553,10 @@ async fn list_filters_sorting_and_pages() {
     loop {
         let page = f
             .service
-            .list_secrets(&ctx(), ListSecretsInput { max_results: Some(10), next_token: next.take(), ..Default::default() })
+            .list_secrets(
+                &ctx(),
+                ListSecretsInput { max_results: Some(10), next_token: next.take(), ..Default::default() },
+            )
             .await
             .unwrap();
         assert!(page.secrets.len() <= 10);
@@ -570,7 +626,12 @@ async fn input_rules() {
         .service
         .create_secret(
             &ctx(),
-            CreateSecretInput { name: "t".into(), client_request_token: Some("short".into()), value: Some(text("v")), ..Default::default() },
+            CreateSecretInput {
+                name: "t".into(),
+                client_request_token: Some("short".into()),
+                value: Some(text("v")),
+                ..Default::default()
+            },
         )
         .await
         .unwrap_err();
@@ -584,7 +645,10 @@ async fn tags_merge_and_untag() {
     let f = fixture();
     create(&f, "tagged", "v").await;
     let t = |k: &str, v: &str| coffer_store::Tag { key: k.into(), value: v.into() };
-    f.service.tag_resource(&ctx(), "tagged", vec![t("Environment", "non-prod"), t("ManagedBy", "Manual")]).await.unwrap();
+    f.service
+        .tag_resource(&ctx(), "tagged", vec![t("Environment", "non-prod"), t("ManagedBy", "Manual")])
+        .await
+        .unwrap();
     f.service.tag_resource(&ctx(), "tagged", vec![t("Environment", "prod")]).await.unwrap();
     let d = f.service.describe_secret(&ctx(), "tagged").await.unwrap();
     assert_eq!(d.record.tags, vec![t("Environment", "prod"), t("ManagedBy", "Manual")]);

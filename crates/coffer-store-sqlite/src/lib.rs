@@ -82,7 +82,27 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Checkpoints copy WAL pages into the database file and fsync it; run inside a commit they would
+    // stall every write queued behind it. The checkpointer thread does them instead.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "cache_size", -65_536)?;
     Ok(())
+}
+
+/// How often the checkpointer folds the WAL back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs PASSIVE checkpoints on its own connection: they never block the writer or readers. Stops when
+/// the store is dropped (the writer channel closes and `alive` goes away).
+fn checkpoint_loop(path: PathBuf, alive: std::sync::Weak<WriterStats>) {
+    let Ok(conn) = Connection::open(&path) else { return };
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(1));
+    while alive.upgrade().is_some() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "wal checkpoint skipped");
+        }
+    }
 }
 
 fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -135,6 +155,11 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("coffer-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx, writer_stats))
+            .map_err(unavailable)?;
+        let (checkpoint_path, alive) = (path.to_path_buf(), Arc::downgrade(&stats));
+        std::thread::Builder::new()
+            .name("coffer-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_path, alive))
             .map_err(unavailable)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
@@ -248,9 +273,17 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> rusqlite::Result<T> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+/// Runs a statement through the connection's statement cache: the writer executes the same handful of
+/// statements thousands of times a second, and parsing SQL each time would dominate.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
 fn insert_version(conn: &Connection, arn: &str, v: &VersionRecord) -> StoreResult<()> {
-    conn.execute(
-        "INSERT INTO secret_versions (arn, version_id, stages, created, kind, envelope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    exec(
+        conn,
+        "INSERT INTO secret_versions (arn, version_id, seq, stages, created, kind, envelope)
+         VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM secret_versions WHERE arn = ?1), ?3, ?4, ?5, ?6)",
         params![arn, v.version_id, to_json(&v.stages)?, v.created, v.kind.as_str(), v.envelope],
     )
     .map_err(map_sqlite)?;
@@ -258,7 +291,8 @@ fn insert_version(conn: &Connection, arn: &str, v: &VersionRecord) -> StoreResul
 }
 
 fn current_revision(conn: &Connection, arn: &str) -> StoreResult<Option<u64>> {
-    conn.query_row("SELECT revision FROM secrets WHERE arn = ?1", [arn], |r| r.get::<_, i64>(0))
+    conn.prepare_cached("SELECT revision FROM secrets WHERE arn = ?1")
+        .and_then(|mut stmt| stmt.query_row([arn], |r| r.get::<_, i64>(0)))
         .optional()
         .map(|r| r.map(|v| v as u64))
         .map_err(map_sqlite)
@@ -276,7 +310,8 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
     match op {
         WriteOp::Secret(SecretWrite::Create(state)) => {
             let s = &state.secret;
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO secrets (arn, region, name, description, kms_key_id, tags, created, last_changed, last_accessed, deletion_date, resource_policy, rotation, revision)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
@@ -301,9 +336,16 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
             }
             Ok(true)
         }
-        WriteOp::Secret(SecretWrite::Update { expected_revision, secret: s, new_versions, stage_updates, deleted_versions }) => {
+        WriteOp::Secret(SecretWrite::Update {
+            expected_revision,
+            secret: s,
+            new_versions,
+            stage_updates,
+            deleted_versions,
+        }) => {
             check_revision(conn, &s.arn, *expected_revision)?;
-            conn.execute(
+            exec(
+                conn,
                 "UPDATE secrets SET description = ?2, kms_key_id = ?3, tags = ?4, last_changed = ?5, last_accessed = ?6,
                  deletion_date = ?7, resource_policy = ?8, rotation = ?9, revision = ?10 WHERE arn = ?1",
                 params![
@@ -321,11 +363,12 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
             )
             .map_err(map_sqlite)?;
             for id in deleted_versions {
-                conn.execute("DELETE FROM secret_versions WHERE arn = ?1 AND version_id = ?2", params![s.arn, id])
+                exec(conn, "DELETE FROM secret_versions WHERE arn = ?1 AND version_id = ?2", params![s.arn, id])
                     .map_err(map_sqlite)?;
             }
             for (id, stages) in stage_updates {
-                conn.execute(
+                exec(
+                    conn,
                     "UPDATE secret_versions SET stages = ?3 WHERE arn = ?1 AND version_id = ?2",
                     params![s.arn, id, to_json(stages)?],
                 )
@@ -338,16 +381,18 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
         }
         WriteOp::Secret(SecretWrite::Delete { arn, expected_revision }) => {
             check_revision(conn, arn, *expected_revision)?;
-            conn.execute("DELETE FROM secret_versions WHERE arn = ?1", [arn]).map_err(map_sqlite)?;
-            conn.execute("DELETE FROM secrets WHERE arn = ?1", [arn]).map_err(map_sqlite)?;
+            exec(conn, "DELETE FROM secret_versions WHERE arn = ?1", [arn]).map_err(map_sqlite)?;
+            exec(conn, "DELETE FROM secrets WHERE arn = ?1", [arn]).map_err(map_sqlite)?;
             Ok(true)
         }
         WriteOp::TouchAccessed { arn, day } => {
-            conn.execute("UPDATE secrets SET last_accessed = ?2 WHERE arn = ?1", params![arn, day]).map_err(map_sqlite)?;
+            exec(conn, "UPDATE secrets SET last_accessed = ?2 WHERE arn = ?1", params![arn, day])
+                .map_err(map_sqlite)?;
             Ok(true)
         }
         WriteOp::InsertAccessKey(k) => {
-            conn.execute(
+            exec(
+                conn,
                 "INSERT INTO access_keys (access_key_id, sealed_secret, principal_arn, user_name, status, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![k.access_key_id, k.sealed_secret, k.principal_arn, k.user_name, k.status, k.created],
             )
@@ -386,7 +431,7 @@ fn secret_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRecord> {
 fn load_versions(conn: &Connection, arn: &str) -> StoreResult<Vec<VersionRecord>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT version_id, stages, created, kind, envelope FROM secret_versions WHERE arn = ?1 ORDER BY created, rowid",
+            "SELECT version_id, stages, created, kind, envelope FROM secret_versions WHERE arn = ?1 ORDER BY created, seq",
         )
         .map_err(map_sqlite)?;
     let rows = stmt
@@ -397,7 +442,11 @@ fn load_versions(conn: &Connection, arn: &str) -> StoreResult<Vec<VersionRecord>
                 stages: from_json(&r.get::<_, String>(1)?)?,
                 created: r.get(2)?,
                 kind: ValueKind::parse(&kind).ok_or_else(|| {
-                    rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, "unknown value kind".into())
+                    rusqlite::Error::FromSqlConversionFailure(
+                        3,
+                        rusqlite::types::Type::Text,
+                        "unknown value kind".into(),
+                    )
                 })?,
                 envelope: r.get(4)?,
             })
@@ -409,10 +458,8 @@ fn load_versions(conn: &Connection, arn: &str) -> StoreResult<Vec<VersionRecord>
 fn load_state(conn: &Connection, clause: &str, args: &[&str]) -> StoreResult<Option<SecretState>> {
     let sql = format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE {clause}");
     let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
-    let secret = stmt
-        .query_row(rusqlite::params_from_iter(args.iter()), secret_from_row)
-        .optional()
-        .map_err(map_sqlite)?;
+    let secret =
+        stmt.query_row(rusqlite::params_from_iter(args.iter()), secret_from_row).optional().map_err(map_sqlite)?;
     match secret {
         None => Ok(None),
         Some(secret) => {
@@ -460,7 +507,9 @@ impl Store for SqliteStore {
     async fn secrets_due_for_deletion(&self, now: EpochMillis) -> StoreResult<Vec<(String, u64)>> {
         self.read(move |c| {
             let mut stmt = c
-                .prepare_cached("SELECT arn, revision FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= ?1")
+                .prepare_cached(
+                    "SELECT arn, revision FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= ?1",
+                )
                 .map_err(map_sqlite)?;
             let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))).map_err(map_sqlite)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(map_sqlite)
@@ -498,7 +547,9 @@ impl Store for SqliteStore {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let key = key.to_string();
         self.read(move |c| {
-            c.query_row("SELECT value FROM settings WHERE key = ?1", [&key], |r| r.get(0)).optional().map_err(map_sqlite)
+            c.query_row("SELECT value FROM settings WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()
+                .map_err(map_sqlite)
         })
         .await
     }

@@ -77,9 +77,9 @@ async fn concurrent_writes_share_commits() {
     let mut tasks = Vec::new();
     for i in 0..500 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store.write_secret(SecretWrite::Create(sample(&format!("g/{i}")))).await
-        }));
+        tasks.push(tokio::spawn(
+            async move { store.write_secret(SecretWrite::Create(sample(&format!("g/{i}")))).await },
+        ));
     }
     for t in tasks {
         t.await.unwrap().unwrap();

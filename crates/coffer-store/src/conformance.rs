@@ -4,6 +4,9 @@
 //! A backend instantiates it with [`conformance_suite!`](crate::conformance_suite), giving an async
 //! expression that yields a fresh, empty store (and anything that must live as long, such as a temp dir).
 
+// Test-support code: a failed unwrap here is a failed assertion.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use crate::*;
@@ -125,7 +128,8 @@ pub async fn update_applies_atomically_and_bumps_revision(store: Arc<dyn Store>)
     let got = store.load_secret_by_arn(&s.arn).await.unwrap().unwrap();
     assert_eq!(got.secret, s);
     assert_eq!(got.secret.revision, 2);
-    let ids: Vec<(&str, &[String])> = got.versions.iter().map(|v| (v.version_id.as_str(), v.stages.as_slice())).collect();
+    let ids: Vec<(&str, &[String])> =
+        got.versions.iter().map(|v| (v.version_id.as_str(), v.stages.as_slice())).collect();
     assert_eq!(ids, vec![("v1", &["AWSPREVIOUS".to_string()][..]), ("v2", &["AWSCURRENT".to_string()][..])]);
 }
 
@@ -147,7 +151,8 @@ pub async fn stale_revision_conflicts_and_changes_nothing(store: Arc<dyn Store>)
         .unwrap_err();
     assert_eq!(err, StoreError::Conflict);
     assert_eq!(store.load_secret_by_arn(&st.secret.arn).await.unwrap().unwrap(), st);
-    let err = store.write_secret(SecretWrite::Delete { arn: st.secret.arn.clone(), expected_revision: 3 }).await.unwrap_err();
+    let err =
+        store.write_secret(SecretWrite::Delete { arn: st.secret.arn.clone(), expected_revision: 3 }).await.unwrap_err();
     assert_eq!(err, StoreError::Conflict);
     assert!(store.load_secret_by_arn(&st.secret.arn).await.unwrap().is_some());
 }

@@ -50,9 +50,8 @@ impl Serialize for SensitiveBlob {
 impl<'de> Deserialize<'de> for SensitiveBlob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Sensitive::deserialize(d)?;
-        let raw = STANDARD
-            .decode(s.0.expose())
-            .map_err(|_| serde::de::Error::custom("blob member is not valid base64"))?;
+        let raw =
+            STANDARD.decode(s.0.expose()).map_err(|_| serde::de::Error::custom("blob member is not valid base64"))?;
         Ok(SensitiveBlob(SecretBytes::from(raw)))
     }
 }

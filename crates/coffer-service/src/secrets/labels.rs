@@ -109,10 +109,7 @@ impl LabelBoard {
     pub fn prune(&mut self, now: EpochMillis, max_versions: usize, min_age_millis: i64) -> Vec<String> {
         let mut removed = Vec::new();
         while self.entries.len() > max_versions {
-            let candidate = self
-                .entries
-                .iter()
-                .position(|e| e.stages.is_empty() && now - e.created >= min_age_millis);
+            let candidate = self.entries.iter().position(|e| e.stages.is_empty() && now - e.created >= min_age_millis);
             match candidate {
                 Some(i) => removed.push(self.entries.remove(i).version_id),
                 None => break,

@@ -77,8 +77,8 @@ impl CompiledFilters {
             }
             let mut values = Vec::with_capacity(f.values.len());
             for v in &f.values {
-                let valid = v.len() <= 512
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b" :_@/+=.-!".contains(&b));
+                let valid =
+                    v.len() <= 512 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b" :_@/+=.-!".contains(&b));
                 if !valid {
                     return Err(ServiceError::invalid_parameter(format!(
                         "Invalid filter value. Filter values can contain only letters, digits, spaces and :_@/+=.-!: {v}"
@@ -111,9 +111,7 @@ impl CompiledFilters {
 }
 
 fn starts_with_ci(hay: &str, needle: &str) -> bool {
-    hay.len() >= needle.len()
-        && hay.is_char_boundary(needle.len())
-        && hay[..needle.len()].eq_ignore_ascii_case(needle)
+    hay.len() >= needle.len() && hay.is_char_boundary(needle.len()) && hay[..needle.len()].eq_ignore_ascii_case(needle)
 }
 
 fn matches_one(key: FilterKey, value: &str, s: &SecretRecord) -> bool {

@@ -23,8 +23,7 @@ use list::{CompiledFilters, SecretFilter, SortBy};
 /// How many times a write is re-decided after losing a compare-and-swap race before giving up.
 const MAX_WRITE_ATTEMPTS: usize = 16;
 
-const MARKED_FOR_DELETION: &str =
-    "You can't perform this operation on the secret because it was marked for deletion.";
+const MARKED_FOR_DELETION: &str = "You can't perform this operation on the secret because it was marked for deletion.";
 const SECRET_NOT_FOUND: &str = "Secrets Manager can't find the specified secret.";
 
 /// A secret value in memory: zeroized when dropped.
@@ -232,12 +231,19 @@ fn validate_value(value: &SecretValue) -> ServiceResult<()> {
 
 fn require_token(token: Option<&str>) -> ServiceResult<String> {
     let token = token.ok_or_else(|| {
-        ServiceError::invalid_request(
-            "You must provide a ClientRequestToken value. We recommend a UUID-type value.",
-        )
+        ServiceError::invalid_request("You must provide a ClientRequestToken value. We recommend a UUID-type value.")
     })?;
     validate::client_request_token(token)?;
     Ok(token.to_string())
+}
+
+/// A decided new version: the secret's new metadata, the sealed version, the label moves around it and
+/// the versions pruned to make room.
+struct NewVersion {
+    secret: SecretRecord,
+    version: VersionRecord,
+    board: LabelBoard,
+    pruned: Vec<String>,
 }
 
 /// What a write step decided: the store change and the value to answer with.
@@ -333,19 +339,14 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ServiceError::new(
-            ErrorKind::Unavailable,
-            "The secret is being modified concurrently; retry the request.",
-        ))
+        Err(ServiceError::new(ErrorKind::Unavailable, "The secret is being modified concurrently; retry the request."))
     }
 
     fn seal_value(&self, arn: &str, version_id: &str, value: &SecretValue) -> ServiceResult<Vec<u8>> {
-        self.keyring
-            .seal(&mut rand::rngs::OsRng, value.bytes().expose(), &value_aad(arn, version_id))
-            .map_err(|e| {
-                tracing::error!(error = %e, "sealing a secret value failed");
-                ServiceError::new(ErrorKind::EncryptionFailure, "Secrets Manager can't encrypt the secret value.")
-            })
+        self.keyring.seal(&mut rand::rngs::OsRng, value.bytes().expose(), &value_aad(arn, version_id)).map_err(|e| {
+            tracing::error!(error = %e, "sealing a secret value failed");
+            ServiceError::new(ErrorKind::EncryptionFailure, "Secrets Manager can't encrypt the secret value.")
+        })
     }
 
     fn open_value(&self, arn: &str, version: &VersionRecord) -> ServiceResult<SecretValue> {
@@ -378,7 +379,7 @@ impl Service {
         stages: &[String],
         now: EpochMillis,
         mut secret: SecretRecord,
-    ) -> ServiceResult<(Option<(SecretRecord, VersionRecord, LabelBoard, Vec<String>)>, Vec<String>)> {
+    ) -> ServiceResult<(Option<NewVersion>, Vec<String>)> {
         let arn = &state.secret.arn;
         if let Some(existing) = state.versions.iter().find(|v| v.version_id == token) {
             if self.same_value(arn, existing, value)? {
@@ -405,7 +406,7 @@ impl Service {
         secret.last_changed = now;
         secret.revision = state.secret.revision + 1;
         let final_stages = version.stages.clone();
-        Ok((Some((secret, version, board, pruned)), final_stages))
+        Ok((Some(NewVersion { secret, version, board, pruned }), final_stages))
     }
 
     // ----- operations ----------------------------------------------------------------------
@@ -501,7 +502,11 @@ impl Service {
         }
     }
 
-    pub async fn get_secret_value(&self, ctx: &RequestContext, input: GetSecretValueInput) -> ServiceResult<SecretValueOutput> {
+    pub async fn get_secret_value(
+        &self,
+        ctx: &RequestContext,
+        input: GetSecretValueInput,
+    ) -> ServiceResult<SecretValueOutput> {
         if let Some(v) = &input.version_id {
             validate::version_id(v, "VersionId")?;
         }
@@ -540,7 +545,11 @@ impl Service {
         });
     }
 
-    pub async fn batch_get_secret_value(&self, ctx: &RequestContext, input: BatchGetInput) -> ServiceResult<BatchGetOutput> {
+    pub async fn batch_get_secret_value(
+        &self,
+        ctx: &RequestContext,
+        input: BatchGetInput,
+    ) -> ServiceResult<BatchGetOutput> {
         match (&input.secret_ids, &input.filters) {
             (Some(_), Some(_)) => {
                 return Err(ServiceError::invalid_parameter(
@@ -601,10 +610,14 @@ impl Service {
         Ok(BatchGetOutput { values, errors, next_token })
     }
 
-    pub async fn put_secret_value(&self, ctx: &RequestContext, input: PutSecretValueInput) -> ServiceResult<PutSecretValueOutput> {
-        let value = input.value.ok_or_else(|| {
-            ServiceError::invalid_parameter("You must provide either SecretString or SecretBinary.")
-        })?;
+    pub async fn put_secret_value(
+        &self,
+        ctx: &RequestContext,
+        input: PutSecretValueInput,
+    ) -> ServiceResult<PutSecretValueOutput> {
+        let value = input
+            .value
+            .ok_or_else(|| ServiceError::invalid_parameter("You must provide either SecretString or SecretBinary."))?;
         validate_value(&value)?;
         let token = require_token(input.client_request_token.as_deref())?;
         let stages = input.version_stages.unwrap_or_else(|| vec![AWSCURRENT.to_string()]);
@@ -675,7 +688,11 @@ impl Service {
         Ok(describe(&state))
     }
 
-    pub async fn list_secrets(&self, ctx: &RequestContext, input: ListSecretsInput) -> ServiceResult<ListSecretsOutput> {
+    pub async fn list_secrets(
+        &self,
+        ctx: &RequestContext,
+        input: ListSecretsInput,
+    ) -> ServiceResult<ListSecretsOutput> {
         let page_size = validate::max_results(input.max_results, 100)?.unwrap_or(100);
         let filters = CompiledFilters::compile(&input.filters)?;
         let sort_by = input.sort_by.as_deref().map(SortBy::parse).transpose()?.unwrap_or_default();
@@ -710,7 +727,11 @@ impl Service {
         Ok(ListSecretsOutput { secrets, next_token })
     }
 
-    pub async fn list_secret_version_ids(&self, ctx: &RequestContext, input: ListVersionIdsInput) -> ServiceResult<ListVersionIdsOutput> {
+    pub async fn list_secret_version_ids(
+        &self,
+        ctx: &RequestContext,
+        input: ListVersionIdsInput,
+    ) -> ServiceResult<ListVersionIdsOutput> {
         let page_size = validate::max_results(input.max_results, 100)?.unwrap_or(100);
         let offset = list::decode_token(input.next_token.as_deref())?;
         let state = self.resolve(ctx, &input.secret_id, false).await?;
@@ -736,7 +757,11 @@ impl Service {
         })
     }
 
-    pub async fn update_secret_version_stage(&self, ctx: &RequestContext, input: UpdateVersionStageInput) -> ServiceResult<SecretIdentity> {
+    pub async fn update_secret_version_stage(
+        &self,
+        ctx: &RequestContext,
+        input: UpdateVersionStageInput,
+    ) -> ServiceResult<SecretIdentity> {
         validate::staging_label(&input.version_stage)?;
         if let Some(v) = &input.move_to_version_id {
             validate::version_id(v, "MoveToVersionId")?;
@@ -819,7 +844,11 @@ impl Service {
         .await
     }
 
-    pub async fn delete_secret(&self, ctx: &RequestContext, input: DeleteSecretInput) -> ServiceResult<DeleteSecretOutput> {
+    pub async fn delete_secret(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSecretInput,
+    ) -> ServiceResult<DeleteSecretOutput> {
         let force = input.force_delete_without_recovery.unwrap_or(false);
         if let Some(days) = input.recovery_window_in_days {
             if !(7..=30).contains(&days) {
@@ -863,22 +892,17 @@ impl Service {
             .await;
         match result {
             // Forcing the deletion of a secret that does not exist is not an error in Secrets Manager.
-            Err(e) if force && e.kind == ErrorKind::NotFound => Ok(DeleteSecretOutput {
-                arn: input.secret_id.clone(),
-                name: input.secret_id,
-                deletion_date: now,
-            }),
+            Err(e) if force && e.kind == ErrorKind::NotFound => {
+                Ok(DeleteSecretOutput { arn: input.secret_id.clone(), name: input.secret_id, deletion_date: now })
+            }
             other => other,
         }
     }
 
     pub async fn restore_secret(&self, ctx: &RequestContext, secret_id: &str) -> ServiceResult<SecretIdentity> {
         self.modify(ctx, secret_id, |state| {
-            let identity = SecretIdentity {
-                arn: state.secret.arn.clone(),
-                name: state.secret.name.clone(),
-                version_id: None,
-            };
+            let identity =
+                SecretIdentity { arn: state.secret.arn.clone(), name: state.secret.name.clone(), version_id: None };
             if state.secret.deletion_date.is_none() {
                 return Ok(Decision { write: None, new_state: None, output: identity });
             }
@@ -919,23 +943,29 @@ impl Service {
         generate_password(rules, &mut rand::rngs::OsRng).map(SecretBytes::from)
     }
 
-    pub async fn put_resource_policy(&self, ctx: &RequestContext, secret_id: &str, policy: &str) -> ServiceResult<SecretIdentity> {
+    pub async fn put_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        secret_id: &str,
+        policy: &str,
+    ) -> ServiceResult<SecretIdentity> {
         check_policy_document(policy)?;
         self.modify(ctx, secret_id, |state| {
             not_deleted(state)?;
             let mut secret = state.secret.clone();
             secret.resource_policy = Some(policy.to_string());
-            let identity = SecretIdentity {
-                arn: state.secret.arn.clone(),
-                name: state.secret.name.clone(),
-                version_id: None,
-            };
+            let identity =
+                SecretIdentity { arn: state.secret.arn.clone(), name: state.secret.name.clone(), version_id: None };
             Ok(metadata_only(state, secret, identity))
         })
         .await
     }
 
-    pub async fn get_resource_policy(&self, ctx: &RequestContext, secret_id: &str) -> ServiceResult<ResourcePolicyOutput> {
+    pub async fn get_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        secret_id: &str,
+    ) -> ServiceResult<ResourcePolicyOutput> {
         let state = self.resolve(ctx, secret_id, false).await?;
         Ok(ResourcePolicyOutput {
             arn: state.secret.arn.clone(),
@@ -946,11 +976,8 @@ impl Service {
 
     pub async fn delete_resource_policy(&self, ctx: &RequestContext, secret_id: &str) -> ServiceResult<SecretIdentity> {
         self.modify(ctx, secret_id, |state| {
-            let identity = SecretIdentity {
-                arn: state.secret.arn.clone(),
-                name: state.secret.name.clone(),
-                version_id: None,
-            };
+            let identity =
+                SecretIdentity { arn: state.secret.arn.clone(), name: state.secret.name.clone(), version_id: None };
             if state.secret.resource_policy.is_none() {
                 return Ok(Decision { write: None, new_state: None, output: identity });
             }
@@ -961,7 +988,12 @@ impl Service {
         .await
     }
 
-    pub async fn validate_resource_policy(&self, ctx: &RequestContext, secret_id: Option<&str>, policy: &str) -> ServiceResult<PolicyValidation> {
+    pub async fn validate_resource_policy(
+        &self,
+        ctx: &RequestContext,
+        secret_id: Option<&str>,
+        policy: &str,
+    ) -> ServiceResult<PolicyValidation> {
         if let Some(id) = secret_id {
             self.resolve(ctx, id, false).await?;
         }
@@ -993,11 +1025,17 @@ impl Service {
     }
 }
 
-fn select_version<'a>(state: &'a SecretState, version_id: Option<&str>, stage: Option<&str>) -> ServiceResult<&'a VersionRecord> {
+fn select_version<'a>(
+    state: &'a SecretState,
+    version_id: Option<&str>,
+    stage: Option<&str>,
+) -> ServiceResult<&'a VersionRecord> {
     match (version_id, stage) {
         (Some(id), stage) => {
             let v = state.versions.iter().find(|v| v.version_id == id).ok_or_else(|| {
-                ServiceError::not_found(format!("Secrets Manager can't find the specified secret value for VersionId: {id}"))
+                ServiceError::not_found(format!(
+                    "Secrets Manager can't find the specified secret value for VersionId: {id}"
+                ))
             })?;
             if let Some(stage) = stage {
                 if !v.stages.iter().any(|s| s == stage) {
@@ -1068,10 +1106,10 @@ fn metadata_decision<R>(state: &SecretState, mut secret: SecretRecord, now: Epoc
 /// Turns a decided new version (or an idempotent no-op) into the store write and the cached state.
 fn version_decision<R>(
     state: &SecretState,
-    change: Option<(SecretRecord, VersionRecord, LabelBoard, Vec<String>)>,
+    change: Option<NewVersion>,
     output: R,
 ) -> Decision<R> {
-    let Some((secret, version, board, pruned)) = change else {
+    let Some(NewVersion { secret, version, board, pruned }) = change else {
         return Decision { write: None, new_state: None, output };
     };
     let stage_updates: Vec<(String, Vec<String>)> =
@@ -1103,8 +1141,8 @@ fn check_policy_document(policy: &str) -> ServiceResult<()> {
             validate::MAX_RESOURCE_POLICY_CHARS
         )));
     }
-    let doc: serde_json::Value =
-        serde_json::from_str(policy).map_err(|e| malformed(&format!("This resource policy contains a syntax error: {e}")))?;
+    let doc: serde_json::Value = serde_json::from_str(policy)
+        .map_err(|e| malformed(&format!("This resource policy contains a syntax error: {e}")))?;
     let obj = doc.as_object().ok_or_else(|| malformed("The resource policy must be a JSON object."))?;
     match obj.get("Statement") {
         Some(serde_json::Value::Array(a)) if !a.is_empty() => Ok(()),

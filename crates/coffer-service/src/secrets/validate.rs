@@ -36,9 +36,7 @@ pub fn client_request_token(token: &str) -> ServiceResult<()> {
 /// A version id given by the caller (VersionId, MoveToVersionId, ...): the same shape as a token.
 pub fn version_id(id: &str, field: &str) -> ServiceResult<()> {
     if !(32..=64).contains(&id.chars().count()) {
-        return Err(ServiceError::invalid_parameter(format!(
-            "Invalid {field}. It must be 32-64 characters long."
-        )));
+        return Err(ServiceError::invalid_parameter(format!("Invalid {field}. It must be 32-64 characters long.")));
     }
     Ok(())
 }
@@ -77,9 +75,7 @@ fn tag_key(key: &str) -> ServiceResult<()> {
         return Err(ServiceError::invalid_parameter("Tag keys must be 1-128 characters long."));
     }
     if key.to_ascii_lowercase().starts_with("aws:") {
-        return Err(ServiceError::invalid_parameter(
-            "Tag keys can't start with the reserved prefix aws:.",
-        ));
+        return Err(ServiceError::invalid_parameter("Tag keys can't start with the reserved prefix aws:."));
     }
     Ok(())
 }
@@ -164,7 +160,10 @@ mod tests {
             &mut existing,
             &[Tag { key: "b".into(), value: "2".into() }, Tag { key: "a".into(), value: "3".into() }],
         );
-        assert_eq!(existing, vec![Tag { key: "a".into(), value: "3".into() }, Tag { key: "b".into(), value: "2".into() }]);
+        assert_eq!(
+            existing,
+            vec![Tag { key: "a".into(), value: "3".into() }, Tag { key: "b".into(), value: "2".into() }]
+        );
         assert!(tag_count(50).is_ok());
         assert!(tag_count(51).is_err());
     }
