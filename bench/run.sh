@@ -19,7 +19,7 @@ WORKLOADS="${WORKLOADS:-get-secret-value put-secret-value create-secret}"
 PEERS="${PEERS:-coffer fixed moto}"
 if [ -n "${QUICK:-}" ]; then DURATION=2; WARMUP=1; SECRETS=1000; MOTO_SECRETS=1000; fi
 
-cargo build --release --quiet -p coffer-cli -p coffer-bench
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --quiet -p coffer-cli -p coffer-bench
 bin="$CARGO_TARGET_DIR/release"
 work=$(mktemp -d)
 pids=()
@@ -31,7 +31,7 @@ wait_line() { # file pattern
   echo "timed out waiting for $2 in $1" >&2; cat "$1" >&2; exit 1
 }
 
-declare -A endpoint creds secrets_for
+declare -A endpoint creds secrets_for setup_c
 if [[ " $PEERS " == *" coffer "* ]]; then
   "$bin/coffer" server --listen 127.0.0.1:0 --data-dir "$work/coffer" >"$work/coffer.out" 2>"$work/coffer.err" &
   pids+=($!)
@@ -39,6 +39,7 @@ if [[ " $PEERS " == *" coffer "* ]]; then
   endpoint[coffer]=$(sed -n 's/^coffer listening on //p' "$work/coffer.out")
   creds[coffer]="--credentials-file $work/coffer/root-credentials"
   secrets_for[coffer]=$SECRETS
+  setup_c[coffer]=16
 fi
 if [[ " $PEERS " == *" fixed "* ]]; then
   "$bin/fixed-server" --listen 127.0.0.1:0 >"$work/fixed.out" 2>&1 &
@@ -47,6 +48,7 @@ if [[ " $PEERS " == *" fixed "* ]]; then
   endpoint[fixed]=$(sed -n 's/^fixed-server listening on //p' "$work/fixed.out")
   creds[fixed]=""
   secrets_for[fixed]=$SECRETS
+  setup_c[fixed]=16
 fi
 if [[ " $PEERS " == *" moto "* ]]; then
   venv="$CARGO_TARGET_DIR/bench-venv"
@@ -60,13 +62,14 @@ if [[ " $PEERS " == *" moto "* ]]; then
   endpoint[moto]="http://127.0.0.1:$port"
   creds[moto]=""
   secrets_for[moto]=$MOTO_SECRETS
+  setup_c[moto]=1
 fi
 
 results="$work/results.jsonl"
 for peer in $PEERS; do
   # shellcheck disable=SC2086
   "$bin/loadgen" --endpoint "${endpoint[$peer]}" ${creds[$peer]} --label "$peer" --workload get-secret-value \
-    --secrets "${secrets_for[$peer]}" --setup --concurrency 1 --duration 1 --warmup 0 --json >/dev/null
+    --secrets "${secrets_for[$peer]}" --setup --setup-concurrency "${setup_c[$peer]}" --concurrency 1 --duration 1 --warmup 0 --json >/dev/null
 done
 for workload in $WORKLOADS; do
   for c in $CONCURRENCY; do

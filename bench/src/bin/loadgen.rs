@@ -50,6 +50,9 @@ struct Args {
     /// Create the key space first
     #[arg(long)]
     setup: bool,
+    /// Parallel connections used by --setup (moto's server fails under parallel writes)
+    #[arg(long, default_value_t = 16)]
+    setup_concurrency: usize,
     /// Print one JSON line instead of text
     #[arg(long)]
     json: bool,
@@ -205,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let next = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
-        for _ in 0..16 {
+        for _ in 0..args.setup_concurrency.max(1) {
             let next = next.clone();
             let mut signer = new_signer();
             let total = args.secrets as u64;

@@ -457,3 +457,33 @@ fn secret_values_never_reach_the_logs() {
     let (_, secret) = server.root_keys();
     assert!(!logs.contains(&secret), "the secret access key reached the logs");
 }
+
+#[test]
+fn serves_https_when_given_a_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert_path = certs.path().join("cert.pem");
+    let key_path = certs.path().join("key.pem");
+    std::fs::write(&cert_path, generated.cert.pem()).unwrap();
+    std::fs::write(&key_path, generated.key_pair.serialize_pem()).unwrap();
+    let server = TestServer::start_with(
+        &["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()],
+        &[],
+    );
+    assert!(server.endpoint.starts_with("https://127.0.0.1:"), "{}", server.endpoint);
+    let run = |args: &[&str], ca: Option<&std::path::Path>| {
+        let mut cmd = server.cli();
+        match ca {
+            Some(ca) => cmd.env("AWS_CA_BUNDLE", ca),
+            None => cmd.env_remove("AWS_CA_BUNDLE"),
+        };
+        cmd.args(args).output().unwrap()
+    };
+    let out = run(&["secret", "create", "tls/secret", "--value", "over-tls"], Some(&cert_path));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["secret", "get", "tls/secret"], Some(&cert_path));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over-tls\n");
+    // Without trusting the certificate the client refuses to talk.
+    let out = run(&["secret", "get", "tls/secret"], None);
+    assert!(!out.status.success());
+}
