@@ -1,33 +1,50 @@
 #!/usr/bin/env bash
-# Installs the real AWS clients the end-to-end tests drive: the aws CLI and boto3 from PyPI into a
-# virtualenv, and the JS SDK v3 Secrets Manager client from npm. Idempotent: a stamp file records what
-# was installed, so a second run does nothing.
+# Installs the real AWS clients the end-to-end tests drive, pinned: the aws CLI (v1) and boto3 from PyPI into a
+# virtualenv (requirements.txt), and @aws-sdk/client-secrets-manager from npm (package.json + package-lock.json).
+# Needs only python3 (with venv), pip, node and npm; installs nothing globally.
+#   <dir>/venv   the virtualenv (aws, python with boto3)
+#   <dir>/node   node_modules with the JS SDK v3
+# where <dir> = ${COFFER_CLIENTS_DIR:-${CARGO_TARGET_DIR:-<repo>/target}/coffer-clients}.
+# Idempotent and quiet: a stamp keyed on the pins makes a second run a no-op; output goes to <dir>/setup.log,
+# whose tail is printed only on failure (exit status non-zero).
 set -euo pipefail
 
-root="${COFFER_CLIENTS_DIR:-${CARGO_TARGET_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/target}/coffer-clients}"
-here="$(cd "$(dirname "$0")" && pwd)"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+root="${COFFER_CLIENTS_DIR:-${CARGO_TARGET_DIR:-$repo/target}/coffer-clients}"
+mkdir -p "$root"
+root="$(cd "$root" && pwd)"
 
-AWSCLI_VERSION="1.46.3"
-JS_SDK_VERSION="3.1163.0"
-stamp="$root/.installed-awscli-$AWSCLI_VERSION-js-$JS_SDK_VERSION"
+# The stamp names a hash of everything that decides what gets installed.
+pins="$(cat "$here/setup.sh" "$here/requirements.txt" "$here/package.json" "$here/package-lock.json" | cksum | tr -d ' ')"
+stamp="$root/.installed-$pins"
+ready() { [ -f "$stamp" ] && [ -x "$root/venv/bin/aws" ] && [ -d "$root/node/node_modules/@aws-sdk/client-secrets-manager" ]; }
+ready && exit 0
 
-if [ -f "$stamp" ]; then
-  exit 0
+# Concurrent callers (parallel test binaries) wait for each other instead of racing on the same directory.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$root/.setup.lock"
+  flock 9
+  ready && exit 0
 fi
 
-mkdir -p "$root"
 log="$root/setup.log"
-{
-  python3 -m venv "$root/venv"
-  "$root/venv/bin/pip" install --quiet --upgrade pip
-  # boto3 is left to pip so it matches the botocore that this awscli pins.
-  "$root/venv/bin/pip" install --quiet "awscli==$AWSCLI_VERSION" boto3
+install() {
+  set -x
+  rm -f "$root"/.installed-*
+  for tool in python3 node npm; do command -v "$tool" || { echo "setup.sh needs $tool on PATH"; return 1; }; done
+  [ -x "$root/venv/bin/python" ] || python3 -m venv "$root/venv"
+  "$root/venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+  "$root/venv/bin/aws" --version
+  "$root/venv/bin/python" -c 'import boto3, botocore; print("boto3", boto3.__version__, "botocore", botocore.__version__)'
   mkdir -p "$root/node"
-  cp "$here/package.json" "$root/node/package.json"
-  (cd "$root/node" && npm install --silent --no-audit --no-fund "@aws-sdk/client-secrets-manager@$JS_SDK_VERSION")
-} >"$log" 2>&1 || {
-  echo "installing the AWS test clients failed; see $log" >&2
-  tail -n 30 "$log" >&2
-  exit 1
+  cp "$here/package.json" "$here/package-lock.json" "$root/node/"
+  (cd "$root/node" && npm ci --no-audit --no-fund --loglevel=error)
+  node -e 'console.log("js sdk", require(process.argv[1] + "/node_modules/@aws-sdk/client-secrets-manager/package.json").version)' "$root/node"
 }
+if ! (install) >"$log" 2>&1; then
+  echo "tests/clients/setup.sh: installing the AWS test clients into $root failed (full log: $log):" >&2
+  tail -n 40 "$log" >&2
+  exit 1
+fi
 touch "$stamp"

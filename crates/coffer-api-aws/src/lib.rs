@@ -18,7 +18,7 @@ use bytes::Bytes;
 use coffer_service::{ActorSource, RequestContext, Service};
 use coffer_wire::{ErrorBody, JSON_1_1};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 
 use crate::auth::SigningKeyCache;
 use crate::error::ApiError;
@@ -88,11 +88,43 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     resp
 }
 
+/// Bodies beyond the limit are still read (and dropped) up to this size, so that a client that sent
+/// too much gets its 413 answer instead of a reset connection; beyond it the connection is abandoned.
+const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Reads the request body, keeping at most `max` bytes.
+async fn read_body<B>(mut body: B, max: usize) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
+    let mut kept = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|_| ApiError::bad_request("SerializationException", "The request body could not be read."))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= max {
+                kept.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT_BYTES {
+                break;
+            }
+        }
+    }
+    if total > max {
+        return Err(ApiError::new(
+            413,
+            "RequestEntityTooLargeException",
+            format!("The request body exceeds the maximum size of {max} bytes."),
+        ));
+    }
+    Ok(kept.freeze())
+}
+
 /// Serves one HTTP request.
 pub async fn handle<B>(state: &ApiState, remote: SocketAddr, req: Request<B>) -> Response<Full<Bytes>>
 where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body<Data = Bytes> + Unpin,
 {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => return plain(StatusCode::OK, "{\"status\":\"ok\"}"),
@@ -128,8 +160,7 @@ async fn handle_aws<B>(
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError>
 where
-    B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body<Data = Bytes> + Unpin,
 {
     let (parts, body) = req.into_parts();
     if parts.method != Method::POST {
@@ -139,19 +170,7 @@ where
         parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unknown_operation)?;
     let (operation, signing_service) = Target::parse(target)?;
 
-    let body = match Limited::new(body, state.max_body_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return Err(ApiError::new(
-                    413,
-                    "RequestEntityTooLargeException",
-                    format!("The request body exceeds the maximum size of {} bytes.", state.max_body_bytes),
-                ));
-            }
-            return Err(ApiError::bad_request("SerializationException", "The request body could not be read."));
-        }
-    };
+    let body = read_body(body, state.max_body_bytes).await?;
 
     let view = coffer_sigv4::RequestView {
         method: &parts.method,

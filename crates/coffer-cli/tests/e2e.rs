@@ -1,6 +1,9 @@
 //! End to end: the real `coffer` binary, driven over HTTP by aws-sdk-rust, by raw signed requests and
 //! by the `coffer` CLI itself.
 
+// Test code: a failed unwrap is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use aws_sdk_secretsmanager::primitives::Blob;

@@ -1,67 +1,141 @@
-//! The seeds' commands and snippets, run by real AWS clients no one here wrote — the aws CLI and boto3
-//! from PyPI, the JS SDK v3 from npm — against the real `coffer` server.
+//! The seeds' commands and snippets, run by real AWS clients that no one here wrote — the aws CLI v1 and boto3 from
+//! PyPI, the JS SDK v3 from npm — against the real `coffer` server binary.
+//!
+//! `tests/clients/setup.sh` installs the pinned clients once (into `<target>/coffer-clients`, or `$COFFER_CLIENTS_DIR`);
+//! each test starts a fresh server and runs one script of `tests/clients/` with the server's AWS environment. If the
+//! clients cannot be installed (no network), the tests fail: they never skip.
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use common::TestServer;
+use serde_json::Value;
+
+/// How long one client script may run before it is killed and the test fails (a hung client must not hang CI).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long installing the clients may take on a fresh machine.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(1200);
 
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
 }
 
+/// Where the clients live: `$COFFER_CLIENTS_DIR`, else `coffer-clients` in this build's target directory (found from
+/// the `coffer` binary's path, so it is right whatever `CARGO_TARGET_DIR` or config chose).
 fn clients_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("COFFER_CLIENTS_DIR") {
+    if let Some(dir) = std::env::var_os("COFFER_CLIENTS_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+    let bin = Path::new(common::coffer_bin());
+    let target = bin.parent().and_then(Path::parent).expect("target directory above the coffer binary");
     target.join("coffer-clients")
 }
 
-/// Installs the clients once per test process (the script itself is idempotent across runs).
+/// Runs a command in its own process group, killing the whole group if it outlives `timeout`.
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Output, String> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", child.id())).status();
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = String::from_utf8_lossy(&stdout.join().unwrap_or_default()).into_owned();
+            let err = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+            return Err(format!("{cmd:?} did not finish within {timeout:?}\n--- stdout\n{out}\n--- stderr\n{err}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() })
+}
+
+/// Installs the clients once per test process (parallel tests share the result; `setup.sh` itself is idempotent
+/// across runs and locks against other processes). Panics — fails the test — if the install fails.
 fn setup() -> PathBuf {
     static READY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     READY
         .get_or_init(|| {
             let dir = clients_dir();
-            let out = Command::new("bash")
-                .arg(repo_root().join("tests/clients/setup.sh"))
-                .env("COFFER_CLIENTS_DIR", &dir)
-                .output()
-                .map_err(|e| e.to_string())?;
+            let mut cmd = Command::new("bash");
+            cmd.arg(repo_root().join("tests/clients/setup.sh")).env("COFFER_CLIENTS_DIR", &dir);
+            let out = run_with_timeout(cmd, SETUP_TIMEOUT)?;
             if !out.status.success() {
-                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+                return Err(format!(
+                    "{}\n{}{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
             }
             Ok(dir)
         })
         .clone()
-        .unwrap_or_else(|e| panic!("installing the AWS clients failed: {e}"))
+        .unwrap_or_else(|e| panic!("installing the real AWS clients (tests/clients/setup.sh) failed: {e}"))
 }
 
-/// Runs `program args` with the server's AWS environment and the clients on PATH; asserts success.
-fn run_client(server: &TestServer, program: &str, args: &[PathBuf]) -> String {
+/// A command with the server's AWS environment, the virtualenv first on PATH and node's SDK findable.
+fn client_command(server: &TestServer, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let dir = setup();
-    let path = format!("{}:{}", dir.join("venv/bin").display(), std::env::var("PATH").unwrap_or_default());
+    let path = std::env::join_paths(
+        std::iter::once(dir.join("venv/bin"))
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .expect("PATH");
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(dir.join("node"))
+    cmd.current_dir(dir.join("node"))
         .env("PATH", path)
         .env("NODE_PATH", dir.join("node/node_modules"))
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE");
+        .env("COFFER_CLIENTS_DIR", &dir)
+        .env("PYTHONUNBUFFERED", "1");
+    // Nothing from the caller's own AWS setup may leak in: the server's environment only.
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+        "AWS_DEFAULT_OUTPUT",
+        "AWS_PAGER",
+    ] {
+        cmd.env_remove(var);
+    }
     for (k, v) in server.aws_env() {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("client runs");
+    cmd
+}
+
+/// Runs a command built by `client_command`; on failure panics with its output and the server's log.
+fn run_ok(server: &TestServer, cmd: Command) -> String {
+    let what = format!("{cmd:?}");
+    let out =
+        run_with_timeout(cmd, SCRIPT_TIMEOUT).unwrap_or_else(|e| panic!("{e}\n--- server log\n{}", server.log_text()));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{program} {args:?} failed\n--- stdout\n{stdout}\n--- stderr\n{}\n--- server log\n{}",
+        "{what} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{}\n--- server log\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stderr),
         server.log_text()
     );
@@ -72,67 +146,169 @@ fn script(name: &str) -> PathBuf {
     repo_root().join("tests/clients").join(name)
 }
 
+/// Runs one seed script against a fresh server and checks it reached its last line.
+fn run_script(program: &str, name: &str, done: &str) {
+    let server = TestServer::start();
+    let mut path = script(name);
+    if name.ends_with(".mjs") {
+        // ES modules ignore NODE_PATH: node finds the SDK relative to the script, so run a copy beside node_modules.
+        let copy = setup().join("node").join(name);
+        std::fs::copy(&path, &copy).expect("copy the script next to node_modules");
+        path = copy;
+    }
+    let mut cmd = client_command(&server, program);
+    cmd.arg(&path);
+    let out = run_ok(&server, cmd);
+    assert!(out.contains(done), "{name} exited 0 without its final line {done:?}:\n{out}");
+}
+
 #[test]
 fn seed001_aws_cli() {
-    let server = TestServer::start();
-    let out = run_client(&server, "bash", &[script("seed001_cli.sh")]);
-    assert!(out.contains("seed 001: all checks passed"));
+    run_script("bash", "seed001_cli.sh", "seed 001: all checks passed");
 }
 
 #[test]
 fn seed002_aws_cli() {
-    let server = TestServer::start();
-    let out = run_client(&server, "bash", &[script("seed002_cli.sh")]);
-    assert!(out.contains("seed 002: all checks passed"));
+    run_script("bash", "seed002_cli.sh", "seed 002: all checks passed");
 }
 
 #[test]
 fn seed001_boto3() {
-    let server = TestServer::start();
-    let python = setup().join("venv/bin/python").display().to_string();
-    let out = run_client(&server, &python, &[script("seed001_boto3.py")]);
-    assert!(out.contains("all checks passed"));
+    let python = setup().join("venv/bin/python");
+    run_script(python.to_str().expect("utf-8 path"), "seed001_boto3.py", "seed 001 (boto3): all checks passed");
 }
 
 #[test]
 fn seed001_js_sdk_v3() {
-    let server = TestServer::start();
-    // Node resolves packages relative to the script, so run a copy inside the npm folder.
-    let copy = setup().join("node/seed001_js.mjs");
-    std::fs::copy(script("seed001_js.mjs"), &copy).expect("copy script");
-    let out = run_client(&server, "node", &[copy]);
-    assert!(out.contains("all checks passed"));
+    run_script("node", "seed001_js.mjs", "seed 001 (JS SDK v3): all checks passed");
+}
+
+/// `aws secretsmanager <args> --output json`, parsed.
+fn aws(server: &TestServer, args: &[&str]) -> Value {
+    let mut cmd = client_command(server, "aws");
+    cmd.arg("secretsmanager").args(args).args(["--output", "json"]);
+    let out = run_ok(server, cmd);
+    if out.trim().is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("aws {args:?} printed no JSON ({e}):\n{out}"))
+}
+
+/// Everything the aws CLI can read about the restart fixtures, minus access times (reads move those).
+fn snapshot(server: &TestServer, names: &[&str]) -> Value {
+    let mut all = serde_json::Map::new();
+    for name in names {
+        let mut describe = aws(server, &["describe-secret", "--secret-id", name]);
+        describe.as_object_mut().expect("describe object").remove("LastAccessedDate");
+        let mut versions = aws(server, &["list-secret-version-ids", "--secret-id", name, "--include-deprecated"]);
+        let list = versions["Versions"].as_array_mut().expect("Versions");
+        for v in list.iter_mut() {
+            v.as_object_mut().expect("version object").remove("LastAccessedDate");
+        }
+        list.sort_by(|a, b| a["VersionId"].as_str().cmp(&b["VersionId"].as_str()));
+        let mut values = serde_json::Map::new();
+        if describe.get("DeletedDate").is_none() {
+            for v in list.iter() {
+                let id = v["VersionId"].as_str().expect("VersionId");
+                let got = aws(server, &["get-secret-value", "--secret-id", name, "--version-id", id]);
+                values.insert(id.to_string(), got);
+            }
+        }
+        all.insert(
+            name.to_string(),
+            serde_json::json!({ "describe": describe, "versions": versions, "values": values }),
+        );
+    }
+    Value::Object(all)
 }
 
 #[test]
 fn aws_cli_writes_survive_a_server_restart() {
     let mut server = TestServer::start();
-    run_client(
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let blob_path = tmp.path().join("blob.bin");
+    let blob: Vec<u8> = (0..=255u8).rev().collect();
+    std::fs::write(&blob_path, &blob).expect("write blob");
+    let blob_arg = format!("fileb://{}", blob_path.display());
+
+    // Seed 001's shapes: a rotated string secret (AWSCURRENT + AWSPREVIOUS), a JSON secret with description and tags,
+    // a binary secret, and one scheduled for deletion.
+    let v1 = aws(&server, &["create-secret", "--name", "/prod/backend/jwt_secret", "--secret-string", "old-jwt $ü\n2"]);
+    let v2 = aws(&server, &["update-secret", "--secret-id", "/prod/backend/jwt_secret", "--secret-string", "new-jwt"]);
+    let v3 =
+        aws(&server, &["put-secret-value", "--secret-id", "/prod/backend/jwt_secret", "--secret-string", "newest-jwt"]);
+    aws(
         &server,
-        "aws",
         &[
-            "secretsmanager".into(),
-            "create-secret".into(),
-            "--name".into(),
-            "/restart/me".into(),
-            "--secret-string".into(),
-            "kept-across-restarts".into(),
+            "create-secret",
+            "--name",
+            "/non-prod/backend/database",
+            "--description",
+            "PostgreSQL password for non-prod backend",
+            "--secret-string",
+            r#"{"username":"admin","password":"secret123"}"#,
+            "--tags",
+            "Key=Environment,Value=non-prod",
+            "Key=ManagedBy,Value=Manual",
         ],
     );
+    aws(&server, &["create-secret", "--name", "/prod/backend/tls_key", "--secret-binary", &blob_arg]);
+    aws(&server, &["create-secret", "--name", "/non-prod/backend/api_key", "--secret-string", "sk_test_abc123"]);
+    aws(&server, &["delete-secret", "--secret-id", "/non-prod/backend/api_key", "--recovery-window-in-days", "7"]);
+
+    let names = [
+        "/prod/backend/jwt_secret",
+        "/non-prod/backend/database",
+        "/prod/backend/tls_key",
+        "/non-prod/backend/api_key",
+    ];
+    let before = snapshot(&server, &names);
+    let old_endpoint = server.endpoint.clone();
+
     server.restart();
-    let out = run_client(
-        &server,
-        "aws",
-        &[
-            "secretsmanager".into(),
-            "get-secret-value".into(),
-            "--secret-id".into(),
-            "/restart/me".into(),
-            "--query".into(),
-            "SecretString".into(),
-            "--output".into(),
-            "text".into(),
-        ],
+    assert_ne!(server.endpoint, old_endpoint, "the restarted server listens on a new port");
+
+    // Everything reads back the same: metadata, version ids and labels, every version's value.
+    let after = snapshot(&server, &names);
+    assert_eq!(after, before, "state after restart differs from before");
+
+    // And explicitly, the values and stages the seeds rely on.
+    let get = |args: &[&str]| aws(&server, args);
+    let current = get(&["get-secret-value", "--secret-id", "/prod/backend/jwt_secret"]);
+    assert_eq!(current["SecretString"], "newest-jwt");
+    assert_eq!(current["VersionId"], v3["VersionId"]);
+    let previous =
+        get(&["get-secret-value", "--secret-id", "/prod/backend/jwt_secret", "--version-stage", "AWSPREVIOUS"]);
+    assert_eq!(previous["SecretString"], "new-jwt");
+    assert_eq!(previous["VersionId"], v2["VersionId"]);
+    let first = get(&[
+        "get-secret-value",
+        "--secret-id",
+        "/prod/backend/jwt_secret",
+        "--version-id",
+        v1["VersionId"].as_str().expect("id"),
+    ]);
+    assert_eq!(first["SecretString"], "old-jwt $ü\n2");
+    let versions = get(&["list-secret-version-ids", "--secret-id", "/prod/backend/jwt_secret"]);
+    assert_eq!(versions["Versions"].as_array().expect("Versions").len(), 2, "two labelled versions: {versions}");
+    let json = get(&["get-secret-value", "--secret-id", "/non-prod/backend/database"]);
+    assert_eq!(json["SecretString"], r#"{"username":"admin","password":"secret123"}"#);
+    let binary = get(&["get-secret-value", "--secret-id", "/prod/backend/tls_key"]);
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(binary["SecretBinary"].as_str().expect("SecretBinary"))
+        .expect("base64");
+    assert_eq!(decoded, blob);
+    let deleted = get(&["describe-secret", "--secret-id", "/non-prod/backend/api_key"]);
+    assert!(deleted.get("DeletedDate").is_some(), "still scheduled for deletion after restart: {deleted}");
+
+    // A restored secret is readable again on the restarted server, and writes keep working.
+    get(&["restore-secret", "--secret-id", "/non-prod/backend/api_key"]);
+    assert_eq!(
+        get(&["get-secret-value", "--secret-id", "/non-prod/backend/api_key"])["SecretString"],
+        "sk_test_abc123"
     );
-    assert_eq!(out.trim(), "kept-across-restarts");
+    get(&["put-secret-value", "--secret-id", "/prod/backend/jwt_secret", "--secret-string", "after-restart"]);
+    let current = get(&["get-secret-value", "--secret-id", "/prod/backend/jwt_secret"]);
+    assert_eq!(current["SecretString"], "after-restart");
 }

@@ -86,7 +86,11 @@ fn tls_acceptor(config: &ServerConfig) -> anyhow::Result<Option<tokio_rustls::Tl
     ))
     .with_context(|| format!("reading the private key from {}", key_path.display()))?
     .with_context(|| format!("no private key in {}", key_path.display()))?;
-    let mut tls = rustls::ServerConfig::builder()
+    // Name the provider explicitly: several crypto back-ends may be linked into one binary.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("configuring TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("building the TLS configuration")?;

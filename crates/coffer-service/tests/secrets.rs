@@ -1,5 +1,8 @@
 //! Service-layer behaviour of Secrets Manager operations, on the in-memory store with a manual clock.
 
+// Test code: a failed unwrap is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use coffer_crypto::{Keyring, MasterKey, SecretBytes};

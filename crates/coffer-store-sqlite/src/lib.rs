@@ -33,7 +33,7 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
 
 /// A write waiting for the writer thread.
 enum WriteOp {
-    Secret(SecretWrite),
+    Secret(Box<SecretWrite>),
     TouchAccessed { arn: String, day: EpochMillis },
     InsertAccessKey(AccessKeyRecord),
     PutSettingIfAbsent { key: String, value: Vec<u8> },
@@ -308,7 +308,33 @@ fn check_revision(conn: &Connection, arn: &str, expected: u64) -> StoreResult<()
 
 fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
     match op {
-        WriteOp::Secret(SecretWrite::Create(state)) => {
+        WriteOp::Secret(write) => apply_secret_write(conn, write),
+        WriteOp::TouchAccessed { arn, day } => {
+            exec(conn, "UPDATE secrets SET last_accessed = ?2 WHERE arn = ?1", params![arn, day])
+                .map_err(map_sqlite)?;
+            Ok(true)
+        }
+        WriteOp::InsertAccessKey(k) => {
+            exec(
+                conn,
+                "INSERT INTO access_keys (access_key_id, sealed_secret, principal_arn, user_name, status, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![k.access_key_id, k.sealed_secret, k.principal_arn, k.user_name, k.status, k.created],
+            )
+            .map_err(map_sqlite)?;
+            Ok(true)
+        }
+        WriteOp::PutSettingIfAbsent { key, value } => {
+            let n = conn
+                .execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", params![key, value])
+                .map_err(map_sqlite)?;
+            Ok(n == 1)
+        }
+    }
+}
+
+fn apply_secret_write(conn: &Connection, write: &SecretWrite) -> WriteReply {
+    match write {
+        SecretWrite::Create(state) => {
             let s = &state.secret;
             exec(
                 conn,
@@ -336,13 +362,7 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
             }
             Ok(true)
         }
-        WriteOp::Secret(SecretWrite::Update {
-            expected_revision,
-            secret: s,
-            new_versions,
-            stage_updates,
-            deleted_versions,
-        }) => {
+        SecretWrite::Update { expected_revision, secret: s, new_versions, stage_updates, deleted_versions } => {
             check_revision(conn, &s.arn, *expected_revision)?;
             exec(
                 conn,
@@ -379,31 +399,11 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
             }
             Ok(true)
         }
-        WriteOp::Secret(SecretWrite::Delete { arn, expected_revision }) => {
+        SecretWrite::Delete { arn, expected_revision } => {
             check_revision(conn, arn, *expected_revision)?;
             exec(conn, "DELETE FROM secret_versions WHERE arn = ?1", [arn]).map_err(map_sqlite)?;
             exec(conn, "DELETE FROM secrets WHERE arn = ?1", [arn]).map_err(map_sqlite)?;
             Ok(true)
-        }
-        WriteOp::TouchAccessed { arn, day } => {
-            exec(conn, "UPDATE secrets SET last_accessed = ?2 WHERE arn = ?1", params![arn, day])
-                .map_err(map_sqlite)?;
-            Ok(true)
-        }
-        WriteOp::InsertAccessKey(k) => {
-            exec(
-                conn,
-                "INSERT INTO access_keys (access_key_id, sealed_secret, principal_arn, user_name, status, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![k.access_key_id, k.sealed_secret, k.principal_arn, k.user_name, k.status, k.created],
-            )
-            .map_err(map_sqlite)?;
-            Ok(true)
-        }
-        WriteOp::PutSettingIfAbsent { key, value } => {
-            let n = conn
-                .execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", params![key, value])
-                .map_err(map_sqlite)?;
-            Ok(n == 1)
         }
     }
 }
@@ -497,7 +497,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_secret(&self, write: SecretWrite) -> StoreResult<()> {
-        self.write(WriteOp::Secret(write)).await.map(|_| ())
+        self.write(WriteOp::Secret(Box::new(write))).await.map(|_| ())
     }
 
     async fn touch_secret_accessed(&self, arn: &str, day: EpochMillis) -> StoreResult<()> {

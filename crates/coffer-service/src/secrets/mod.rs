@@ -1104,11 +1104,7 @@ fn metadata_decision<R>(state: &SecretState, mut secret: SecretRecord, now: Epoc
 }
 
 /// Turns a decided new version (or an idempotent no-op) into the store write and the cached state.
-fn version_decision<R>(
-    state: &SecretState,
-    change: Option<NewVersion>,
-    output: R,
-) -> Decision<R> {
+fn version_decision<R>(state: &SecretState, change: Option<NewVersion>, output: R) -> Decision<R> {
     let Some(NewVersion { secret, version, board, pruned }) = change else {
         return Decision { write: None, new_state: None, output };
     };
