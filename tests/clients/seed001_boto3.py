@@ -75,6 +75,27 @@ def get_secret(secret_name: str, region_name: str = 'us-east-1') -> dict:
         raise
 
 
+step("response shapes: GetSecretValue, DescribeSecret, ListSecretVersionIds and ListSecrets members")
+got = admin.get_secret_value(SecretId="/prod/backend/database_password")
+check(set(got) == {"ARN", "Name", "VersionId", "SecretString", "VersionStages", "CreatedDate", "ResponseMetadata"},
+      "GetSecretValue members", sorted(got))
+check(got["VersionId"] == created["VersionId"] and got["VersionStages"] == ["AWSCURRENT"], "GetSecretValue version", got)
+check(got["ResponseMetadata"].get("RequestId"), "x-amzn-RequestId (ResponseMetadata.RequestId)", got["ResponseMetadata"])
+desc = admin.describe_secret(SecretId="/prod/backend/database_password")
+check("KmsKeyId" not in desc, "DescribeSecret omits KmsKeyId for the default key", desc.get("KmsKeyId"))
+check(desc["VersionIdsToStages"] == {created["VersionId"]: ["AWSCURRENT"]}, "DescribeSecret VersionIdsToStages", desc)
+check(desc["Description"] == "PostgreSQL master password for production", "DescribeSecret Description", desc)
+check(sorted((t["Key"], t["Value"]) for t in desc["Tags"]) == [("Environment", "prod"), ("ManagedBy", "Terraform")],
+      "DescribeSecret Tags", desc.get("Tags"))
+check("CreatedDate" in desc and "LastChangedDate" in desc, "DescribeSecret dates", sorted(desc))
+listed = admin.list_secret_version_ids(SecretId="/prod/backend/database_password")
+check(listed["ARN"] == created["ARN"] and listed["Name"] == created["Name"], "ListSecretVersionIds ARN/Name", listed)
+check([v["KmsKeyIds"] for v in listed["Versions"]] == [["DefaultEncryptionKey"]], "ListSecretVersionIds KmsKeyIds",
+      listed["Versions"])
+entry = [s for s in admin.list_secrets()["SecretList"] if s["Name"] == "/prod/backend/database_password"]
+check(len(entry) == 1 and entry[0]["SecretVersionsToStages"] == {created["VersionId"]: ["AWSCURRENT"]}
+      and "VersionIdsToStages" not in entry[0], "ListSecrets entry", entry)
+
 step("the seed's settings.py: DATABASES and SECRET_KEY come from get_secret")
 db_password = get_secret('/prod/backend/database_password')
 
@@ -136,6 +157,9 @@ expect_error("ResourceExistsException", admin.put_secret_value,
              SecretId="/prod/backend/jwt_secret_key", SecretString='{"key": "something else"}', ClientRequestToken=token)
 check(admin.get_secret_value(SecretId="/prod/backend/jwt_secret_key")["SecretString"] == '{"key": "jwt-2"}',
       "value after the rejected put")
+
+step("SecretString and SecretBinary together are InvalidParameterException")
+expect_error("InvalidParameterException", admin.create_secret, Name="/prod/backend/both", SecretString="s", SecretBinary=b"b")
 
 step("SecretBinary round-trips every byte value, and a binary secret has no SecretString")
 blob = bytes(range(256)) * 4

@@ -78,6 +78,10 @@ expect_eq "$(bash -c 'printf "%s|%s|%s" "$DATABASE_PASSWORD" "$JWT_SECRET" "$RED
 step "Manual rotation: update-secret --secret-string makes a new AWSCURRENT and moves the old one to AWSPREVIOUS"
 OLD_JWT='old-jwt-value'
 old_vid=$(aws secretsmanager create-secret --name /prod/backend/jwt_secret --secret-string "$OLD_JWT" --query VersionId --output text)
+# Before any rotation there is no AWSPREVIOUS version (AWS's message names the label).
+expect_error_message ResourceNotFoundException \
+  "Secrets Manager can't find the specified secret value for staging label: AWSPREVIOUS" \
+  aws secretsmanager get-secret-value --secret-id /prod/backend/jwt_secret --version-stage AWSPREVIOUS
 NEW_SECRET=$(rand_b64)
 echo "(new secret generated, ${#NEW_SECRET} characters)"
 new_vid=$(aws secretsmanager update-secret \
@@ -91,6 +95,8 @@ expect_eq "$(aws secretsmanager get-secret-value --secret-id /prod/backend/jwt_s
   "$OLD_JWT"$'\t'"$old_vid" "AWSPREVIOUS after rotation"
 expect_eq "$(aws secretsmanager get-secret-value --secret-id /prod/backend/jwt_secret --version-id "$old_vid" --query SecretString --output text)" \
   "$OLD_JWT" "the old version by --version-id"
+expect_error_message InvalidRequestException "You provided a VersionStage that is not associated to the provided VersionId." \
+  aws secretsmanager get-secret-value --secret-id /prod/backend/jwt_secret --version-id "$old_vid" --version-stage AWSCURRENT
 
 step "Step 6: list-secret-version-ids lists both versions with their labels"
 versions=$(aws secretsmanager list-secret-version-ids \
@@ -182,6 +188,10 @@ expect_eq "$(aws secretsmanager describe-secret --secret-id "${jwt_arn%-??????}"
   "$jwt_arn" "describe-secret by partial ARN"
 expect_error ResourceNotFoundException aws secretsmanager get-secret-value --secret-id "${jwt_arn%-??????}-zzzzzz"
 
+step "a recovery window outside 7..30 days is InvalidParameterException"
+expect_error InvalidParameterException aws secretsmanager delete-secret --secret-id /non-prod/backend/api_key --recovery-window-in-days 3
+expect_contains "$ERROR_MESSAGE" "RecoveryWindowInDays value must be between 7 and 30 days (inclusive)" "InvalidParameterException message"
+
 step "delete-secret --recovery-window-in-days 7 schedules deletion 7 days out"
 before=$(date +%s)
 deleted=$(aws secretsmanager delete-secret --secret-id /non-prod/backend/api_key --recovery-window-in-days 7 \
@@ -198,6 +208,13 @@ expect_error_message InvalidRequestException \
   aws secretsmanager get-secret-value --secret-id /non-prod/backend/api_key
 expect_ne "$(aws secretsmanager describe-secret --secret-id /non-prod/backend/api_key --query DeletedDate --output text)" "None" \
   "describe-secret DeletedDate"
+MARKED="You can't perform this operation on the secret because it was marked for deletion."
+expect_error_message InvalidRequestException "$MARKED" \
+  aws secretsmanager put-secret-value --secret-id /non-prod/backend/api_key --secret-string 'new'
+expect_error_message InvalidRequestException "$MARKED" \
+  aws secretsmanager update-secret --secret-id /non-prod/backend/api_key --description 'new description'
+expect_error_message InvalidRequestException "$MARKED" \
+  aws secretsmanager tag-resource --secret-id /non-prod/backend/api_key --tags Key=ManagedBy,Value=Manual
 expect_error_message InvalidRequestException \
   "You can't create this secret because a secret with this name is already scheduled for deletion." \
   aws secretsmanager create-secret --name /non-prod/backend/api_key --secret-string 'again'

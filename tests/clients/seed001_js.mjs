@@ -79,6 +79,7 @@ await assert.rejects(getSecret("/prod/frontend/missing"), (err) => {
   assert.equal(err.message, "Secrets Manager can't find the specified secret.");
   assert.equal(err.$metadata.httpStatusCode, 400);
   assert.equal(err.$fault, "client");
+  assert.ok(err.$metadata.requestId, "x-amzn-RequestId reaches err.$metadata.requestId");
   return true;
 });
 

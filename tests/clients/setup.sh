@@ -42,7 +42,12 @@ install() {
   (cd "$root/node" && npm ci --no-audit --no-fund --loglevel=error)
   node -e 'console.log("js sdk", require(process.argv[1] + "/node_modules/@aws-sdk/client-secrets-manager/package.json").version)' "$root/node"
 }
-if ! (install) >"$log" 2>&1; then
+# Not `if ! install`: errexit is off inside a condition, so run it as a plain statement and test the status.
+set +e
+(set -euo pipefail; install) >"$log" 2>&1
+status=$?
+set -e
+if [ "$status" -ne 0 ]; then
   echo "tests/clients/setup.sh: installing the AWS test clients into $root failed (full log: $log):" >&2
   tail -n 40 "$log" >&2
   exit 1

@@ -32,11 +32,37 @@ pub struct ApiState {
     pub service: Arc<Service>,
     pub signing_keys: SigningKeyCache,
     pub max_body_bytes: usize,
+    request_ids: RequestIds,
 }
 
 impl ApiState {
     pub fn new(service: Arc<Service>) -> Self {
-        ApiState { service, signing_keys: SigningKeyCache::default(), max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+        ApiState {
+            service,
+            signing_keys: SigningKeyCache::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            request_ids: RequestIds::new(),
+        }
+    }
+}
+
+/// Request ids shaped like the UUIDs AWS returns, unique per process: a random base chosen at start
+/// plus a counter. Drawing a fresh random UUID per request cost a system call on the hot path.
+struct RequestIds {
+    base: u128,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds { base: uuid::Uuid::new_v4().as_u128(), next: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u128;
+        // The low 64 bits count; the version and variant bits keep the shape of a v4 UUID.
+        let id = (self.base & !0xFFFF_FFFF_FFFF_FFFF) | n;
+        uuid::Builder::from_random_bytes(id.to_be_bytes()).into_uuid().to_string()
     }
 }
 
@@ -139,7 +165,7 @@ where
         }
         _ => {}
     }
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = state.request_ids.next();
     match handle_aws(state, remote, req, &request_id).await {
         Ok(body) => response(200, body, &request_id),
         Err(e) => {

@@ -1,47 +1,116 @@
 //! The storage conformance suite: every backend runs exactly these cases, so no behaviour differs
-//! between the embedded file and a shared database.
+//! between the embedded SQLite file, a shared PostgreSQL database and the in-memory test store.
 //!
-//! A backend instantiates it with [`conformance_suite!`](crate::conformance_suite), giving an async
-//! expression that yields a fresh, empty store (and anything that must live as long, such as a temp dir).
+//! Why one suite: the service layer's correctness (staging-label moves, ClientRequestToken idempotency,
+//! scheduled deletion) rests on a handful of storage guarantees — exact round trips, per-region unique
+//! names, compare-and-swap on `revision`, durable and atomic multi-row writes. Writing them down once as
+//! executable cases is what lets a new backend be trusted.
+//!
+//! # Using it
+//!
+//! A backend's test module instantiates the whole suite with [`conformance_suite!`](crate::conformance_suite):
+//!
+//! ```ignore
+//! coffer_store::conformance_suite!(async {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let store = SqliteStore::open(&dir.path().join("coffer.db")).await.unwrap();
+//!     (store, dir) // the second element (a "guard") lives as long as the test
+//! });
+//! ```
+//!
+//! The factory expression is evaluated once per case and must yield a fresh, empty store. Use `()` as
+//! the guard when there is nothing to keep alive. Each case is also a plain `pub async fn(&dyn Store)`
+//! that can be called directly.
+//!
+//! # Decisions this suite pins down (beyond the trait docs)
+//!
+//! * Versions come back oldest first by `created`; versions with equal `created` come back in the order
+//!   they were written.
+//! * `list_secrets` orders by `created`, ties by ARN (byte order).
+//! * Names are compared exactly: case-sensitive, no collation, no wildcard interpretation.
+//! * `Update` or `Delete` of an ARN that does not exist answers [`StoreError::NotFound`] (never
+//!   `Conflict`), whatever `expected_revision` says.
+//! * A `Create` whose ARN already exists answers [`StoreError::AlreadyExists`], like a taken name.
+//! * `touch_secret_accessed` on a missing ARN is a successful no-op: a read may race a delete.
+//! * A failed write leaves no trace: nothing of a losing `Create` or a stale `Update` is visible.
+//!
+//! # Concurrency cases
+//!
+//! The racing cases drive their callers from several OS threads at once (through the current runtime's
+//! handle) so backends see truly parallel calls, not just interleaved futures. That needs a
+//! multi-threaded Tokio runtime, which the macro sets up; on a current-thread runtime the callers are
+//! merely interleaved on the test's own task.
 
 // Test-support code: a failed unwrap here is a failed assertion.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
 use crate::*;
 
-/// Expands to one `#[tokio::test]` per case. `$factory` is an async block returning
-/// `(impl Store, guard)`; the guard is kept alive for the test's duration.
+/// Expands to one `#[tokio::test]` per conformance case.
+///
+/// `$factory` is an expression of a future (typically an `async { .. }` block) that yields
+/// `(impl Store, guard)`: a fresh, empty store and anything that must stay alive as long as it (a temp
+/// dir, a database container handle); use `()` when there is nothing. It is evaluated once per case.
 #[macro_export]
 macro_rules! conformance_suite {
     ($factory:expr) => {
         $crate::conformance_suite!(@cases $factory;
-            create_and_load_round_trip, names_are_unique_per_region, scheduled_deletion_still_holds_the_name,
-            update_applies_atomically_and_bumps_revision, stale_revision_conflicts_and_changes_nothing,
-            delete_removes_secret_and_versions, missing_secret_writes_are_not_found, list_is_per_region_and_ordered,
-            touch_does_not_bump_revision, due_for_deletion_boundary, access_keys_and_settings,
-            large_envelopes_and_odd_names, concurrent_compare_and_swap_loses_nothing, concurrent_creates_all_land);
+            create_and_load_round_trip,
+            versions_with_equal_timestamps_keep_write_order,
+            names_are_unique_per_region,
+            names_compare_exactly,
+            arns_are_unique,
+            scheduled_deletion_still_holds_the_name,
+            update_applies_atomically_and_bumps_revision,
+            stale_revision_conflicts_and_changes_nothing,
+            delete_removes_secret_and_versions,
+            stale_delete_conflicts_and_changes_nothing,
+            missing_secret_writes_are_not_found,
+            list_is_per_region_and_ordered,
+            touch_changes_last_accessed_not_revision,
+            due_for_deletion_boundary,
+            access_keys_insert_get_and_duplicates,
+            settings_put_if_absent,
+            large_envelopes_round_trip,
+            odd_and_unicode_names_round_trip,
+            concurrent_compare_and_swap_loses_nothing,
+            concurrent_creates_all_land,
+            concurrent_creates_of_one_name_have_one_winner);
     };
-    (@cases $factory:expr; $($case:ident),*) => {
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let (store, _guard) = $factory.await;
-                $crate::conformance::$case(std::sync::Arc::new(store)).await;
+                $crate::conformance::$case(&store).await;
             }
         )*
     };
 }
 
+const REGION: &str = "us-east-1";
+
+fn arn(region: &str, name: &str) -> String {
+    format!("arn:aws:secretsmanager:{region}:000000000000:secret:{name}-AbC123")
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// A secret with every optional field empty.
 fn secret(region: &str, name: &str, created: EpochMillis) -> SecretRecord {
     SecretRecord {
-        arn: format!("arn:aws:secretsmanager:{region}:000000000000:secret:{name}-AbC123"),
+        arn: arn(region, name),
         region: region.into(),
         name: name.into(),
-        description: Some("a description".into()),
+        description: None,
         kms_key_id: None,
-        tags: vec![Tag { key: "b".into(), value: "2".into() }, Tag { key: "a".into(), value: "1".into() }],
+        tags: vec![],
         created,
         last_changed: created,
         last_accessed: None,
@@ -52,16 +121,44 @@ fn secret(region: &str, name: &str, created: EpochMillis) -> SecretRecord {
     }
 }
 
-fn version(id: &str, stages: &[&str], created: EpochMillis, envelope: Vec<u8>) -> VersionRecord {
-    VersionRecord {
-        version_id: id.into(),
-        stages: stages.iter().map(|s| s.to_string()).collect(),
-        created,
-        kind: ValueKind::String,
-        envelope,
+/// A secret with every field set to a distinct, non-default value, so a backend that swaps, drops or
+/// truncates a column cannot pass.
+fn full_secret(region: &str, name: &str) -> SecretRecord {
+    SecretRecord {
+        arn: arn(region, name),
+        region: region.into(),
+        name: name.into(),
+        description: Some("database password — production ✓".into()),
+        kms_key_id: Some("alias/custom-key".into()),
+        tags: vec![
+            Tag { key: "team".into(), value: "backend".into() },
+            Tag { key: "Environment".into(), value: "prod".into() },
+            Tag { key: "ünïcødé".into(), value: "".into() },
+            Tag { key: "team".into(), value: "duplicate keys keep their order".into() },
+        ],
+        created: 1_700_000_000_123,
+        last_changed: 1_700_000_500_456,
+        last_accessed: Some(1_699_920_000_000),
+        deletion_date: Some(1_702_592_000_789),
+        resource_policy: Some(r#"{"Version":"2012-10-17","Statement":[]}"#.into()),
+        rotation: RotationSettings {
+            enabled: true,
+            lambda_arn: Some("arn:aws:lambda:us-east-1:000000000000:function:rotate".into()),
+            automatically_after_days: Some(30),
+            schedule_expression: Some("rate(30 days)".into()),
+            duration: Some("2h".into()),
+            last_rotated: Some(1_699_000_000_000),
+            next_rotation: Some(1_701_592_000_000),
+        },
+        revision: 1,
     }
 }
 
+fn version(id: &str, stages: &[&str], created: EpochMillis, envelope: Vec<u8>) -> VersionRecord {
+    VersionRecord { version_id: id.into(), stages: strings(stages), created, kind: ValueKind::String, envelope }
+}
+
+/// A minimal secret with one current version.
 fn state(region: &str, name: &str) -> SecretState {
     SecretState {
         secret: secret(region, name, 1000),
@@ -75,239 +172,770 @@ fn bumped(s: &SecretRecord) -> SecretRecord {
     n
 }
 
-pub async fn create_and_load_round_trip(store: Arc<dyn Store>) {
-    let mut st = state("us-east-1", "/prod/backend/db_password");
-    st.versions.push(version("v2", &[], 900, vec![9; 40]));
-    st.secret.kms_key_id = Some("alias/custom".into());
-    st.secret.resource_policy = Some("{}".into());
-    st.secret.rotation.lambda_arn = Some("arn:aws:lambda:us-east-1:0:function:f".into());
+async fn create(store: &dyn Store, st: &SecretState) {
     store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
-    let mut expected = st.clone();
-    expected.versions.sort_by_key(|v| v.created);
-    let by_name = store.load_secret_by_name("us-east-1", "/prod/backend/db_password").await.unwrap().unwrap();
+}
+
+async fn load(store: &dyn Store, arn: &str) -> Option<SecretState> {
+    store.load_secret_by_arn(arn).await.unwrap()
+}
+
+/// What a backend must return for `st`: versions oldest first, equal timestamps in write order.
+fn as_loaded(st: &SecretState) -> SecretState {
+    let mut out = st.clone();
+    out.versions.sort_by_key(|v| v.created); // stable: ties keep write order
+    out
+}
+
+/// Polls all futures on the current task until every one has finished; outputs in input order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.unwrap()).collect()
+}
+
+/// The most OS threads a racing case uses.
+const RACE_THREADS: usize = 16;
+
+/// Runs `make(0..n)` concurrently and returns the outputs in index order. On a multi-threaded runtime the
+/// futures are spread over up to [`RACE_THREADS`] OS threads, each driving its share with the runtime's
+/// handle, so the store is called in parallel; otherwise they are interleaved on this task.
+async fn race<T, F, Fut>(n: usize, make: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> Fut + Sync,
+    Fut: Future<Output = T>,
+{
+    let handle = tokio::runtime::Handle::current();
+    if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+        return join_all((0..n).map(&make).collect()).await;
+    }
+    let threads = n.clamp(1, RACE_THREADS);
+    let make = &make;
+    let handle = &handle;
+    let per_thread: Vec<Vec<(usize, T)>> = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        let indices: Vec<usize> = (t..n).step_by(threads).collect();
+                        let outputs = handle.block_on(join_all(indices.iter().map(|&i| make(i)).collect()));
+                        indices.into_iter().zip(outputs).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        })
+    });
+    let mut all: Vec<(usize, T)> = per_thread.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Create, then load by name and by ARN: every field comes back exactly as written, tags in order,
+/// versions oldest first with their labels, kinds and envelope bytes.
+pub async fn create_and_load_round_trip(store: &dyn Store) {
+    let name = "/prod/backend/db_password";
+    let st = SecretState {
+        secret: full_secret(REGION, name),
+        versions: vec![
+            VersionRecord {
+                version_id: "3f0c2e7a-0000-4000-8000-000000000003".into(),
+                stages: strings(&["AWSCURRENT", "custom-label"]),
+                created: 3_000,
+                kind: ValueKind::Binary,
+                envelope: vec![0, 255, 0, 1, b'\n', 0],
+            },
+            version("3f0c2e7a-0000-4000-8000-000000000001", &["AWSPREVIOUS"], 1_000, b"{\"k\":\"v\"}".to_vec()),
+            version("3f0c2e7a-0000-4000-8000-000000000002", &[], 2_000, vec![9; 40]),
+        ],
+    };
+    create(store, &st).await;
+    let expected = as_loaded(&st);
+    assert_eq!(
+        expected.versions.iter().map(|v| v.created).collect::<Vec<_>>(),
+        [1_000, 2_000, 3_000],
+        "test setup: expected versions oldest first"
+    );
+
+    let by_name = store.load_secret_by_name(REGION, name).await.unwrap().expect("load by name");
     assert_eq!(by_name, expected);
-    let by_arn = store.load_secret_by_arn(&st.secret.arn).await.unwrap().unwrap();
+    let by_arn = load(store, &st.secret.arn).await.expect("load by arn");
     assert_eq!(by_arn, expected);
-    assert!(store.load_secret_by_name("us-west-2", "/prod/backend/db_password").await.unwrap().is_none());
+    assert_eq!(store.list_secrets(REGION).await.unwrap(), vec![st.secret.clone()]);
+
+    // A secret with every optional field empty round-trips as well (None stays None, no versions).
+    let bare = SecretState { secret: secret(REGION, "bare", 5), versions: vec![] };
+    create(store, &bare).await;
+    assert_eq!(load(store, &bare.secret.arn).await.unwrap(), bare);
+
+    assert!(store.load_secret_by_name("us-west-2", name).await.unwrap().is_none());
+    assert!(store.load_secret_by_name(REGION, "/prod/backend").await.unwrap().is_none());
+    assert!(load(store, &arn(REGION, "missing")).await.is_none());
 }
 
-pub async fn names_are_unique_per_region(store: Arc<dyn Store>) {
-    store.write_secret(SecretWrite::Create(state("us-east-1", "n"))).await.unwrap();
-    let mut again = state("us-east-1", "n");
-    again.secret.arn.push('X');
-    assert_eq!(store.write_secret(SecretWrite::Create(again)).await.unwrap_err(), StoreError::AlreadyExists);
-    store.write_secret(SecretWrite::Create(state("eu-west-1", "n"))).await.unwrap();
-}
-
-pub async fn scheduled_deletion_still_holds_the_name(store: Arc<dyn Store>) {
-    let mut st = state("us-east-1", "held");
-    st.secret.deletion_date = Some(5000);
-    store.write_secret(SecretWrite::Create(st)).await.unwrap();
-    let mut again = state("us-east-1", "held");
-    again.secret.arn.push('Y');
-    assert_eq!(store.write_secret(SecretWrite::Create(again)).await.unwrap_err(), StoreError::AlreadyExists);
-}
-
-pub async fn update_applies_atomically_and_bumps_revision(store: Arc<dyn Store>) {
-    let mut st = state("us-east-1", "upd");
-    st.versions.push(version("v0", &["AWSPREVIOUS"], 500, vec![0]));
-    store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
-    let mut s = bumped(&st.secret);
-    s.description = None;
-    s.tags = vec![Tag { key: "k".into(), value: "v".into() }];
+/// Versions written with the same `created` come back in write order, across creates and updates.
+pub async fn versions_with_equal_timestamps_keep_write_order(store: &dyn Store) {
+    let mut st = state(REGION, "ties");
+    st.versions = vec![
+        version("zz", &[], 1000, vec![1]),
+        version("aa", &[], 1000, vec![2]),
+        version("mm", &["AWSCURRENT"], 1000, vec![3]),
+    ];
+    create(store, &st).await;
     store
         .write_secret(SecretWrite::Update {
             expected_revision: 1,
-            secret: s.clone(),
-            new_versions: vec![version("v2", &["AWSCURRENT"], 2000, vec![7])],
-            stage_updates: vec![("v1".into(), vec!["AWSPREVIOUS".into()])],
-            deleted_versions: vec!["v0".into()],
+            secret: bumped(&st.secret),
+            new_versions: vec![version("bb", &[], 1000, vec![4]), version("early", &[], 999, vec![5])],
+            stage_updates: vec![],
+            deleted_versions: vec![],
         })
         .await
         .unwrap();
-    let got = store.load_secret_by_arn(&s.arn).await.unwrap().unwrap();
-    assert_eq!(got.secret, s);
-    assert_eq!(got.secret.revision, 2);
-    let ids: Vec<(&str, &[String])> =
-        got.versions.iter().map(|v| (v.version_id.as_str(), v.stages.as_slice())).collect();
-    assert_eq!(ids, vec![("v1", &["AWSPREVIOUS".to_string()][..]), ("v2", &["AWSCURRENT".to_string()][..])]);
+    let got = load(store, &st.secret.arn).await.unwrap();
+    let ids: Vec<&str> = got.versions.iter().map(|v| v.version_id.as_str()).collect();
+    assert_eq!(ids, ["early", "zz", "aa", "mm", "bb"]);
 }
 
-pub async fn stale_revision_conflicts_and_changes_nothing(store: Arc<dyn Store>) {
-    let st = state("us-east-1", "stale");
-    store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
-    let mut s = st.secret.clone();
-    s.revision = 8;
-    s.description = Some("changed".into());
-    let err = store
-        .write_secret(SecretWrite::Update {
-            expected_revision: 7,
-            secret: s,
-            new_versions: vec![version("vX", &[], 3000, vec![1])],
-            stage_updates: vec![],
-            deleted_versions: vec!["v1".into()],
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err, StoreError::Conflict);
-    assert_eq!(store.load_secret_by_arn(&st.secret.arn).await.unwrap().unwrap(), st);
-    let err =
-        store.write_secret(SecretWrite::Delete { arn: st.secret.arn.clone(), expected_revision: 3 }).await.unwrap_err();
-    assert_eq!(err, StoreError::Conflict);
-    assert!(store.load_secret_by_arn(&st.secret.arn).await.unwrap().is_some());
+/// A name is unique within a region: a second create fails and leaves nothing behind; the same name in
+/// another region is a different secret.
+pub async fn names_are_unique_per_region(store: &dyn Store) {
+    let first = state(REGION, "n");
+    create(store, &first).await;
+    let mut again = state(REGION, "n");
+    again.secret.arn = format!("{}X", first.secret.arn);
+    again.secret.description = Some("the loser".into());
+    again.versions = vec![version("loser", &["AWSCURRENT"], 1, vec![4])];
+    assert_eq!(store.write_secret(SecretWrite::Create(again.clone())).await.unwrap_err(), StoreError::AlreadyExists);
+    assert!(load(store, &again.secret.arn).await.is_none(), "a failed create must leave nothing");
+    assert_eq!(store.load_secret_by_name(REGION, "n").await.unwrap().unwrap(), first);
+    assert_eq!(store.list_secrets(REGION).await.unwrap().len(), 1);
+
+    let other = state("eu-west-1", "n");
+    create(store, &other).await;
+    assert_eq!(store.load_secret_by_name("eu-west-1", "n").await.unwrap().unwrap(), other);
+    assert_eq!(store.load_secret_by_name(REGION, "n").await.unwrap().unwrap(), first);
 }
 
-pub async fn delete_removes_secret_and_versions(store: Arc<dyn Store>) {
-    let st = state("us-east-1", "gone");
-    store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
-    store.write_secret(SecretWrite::Delete { arn: st.secret.arn.clone(), expected_revision: 1 }).await.unwrap();
-    assert!(store.load_secret_by_arn(&st.secret.arn).await.unwrap().is_none());
-    // The name (and even the ARN) can be used again, with no versions left behind.
-    let mut again = state("us-east-1", "gone");
-    again.versions.clear();
-    store.write_secret(SecretWrite::Create(again.clone())).await.unwrap();
-    assert!(store.load_secret_by_arn(&again.secret.arn).await.unwrap().unwrap().versions.is_empty());
+/// Names are compared exactly: case matters, and SQL wildcard characters are plain characters.
+pub async fn names_compare_exactly(store: &dyn Store) {
+    let names = ["Name", "name", "NAME", "a_c", "abc", "a%c", "name "];
+    for n in names {
+        create(store, &state(REGION, n)).await;
+    }
+    for n in names {
+        let got = store.load_secret_by_name(REGION, n).await.unwrap().unwrap_or_else(|| panic!("{n:?} missing"));
+        assert_eq!(got.secret.name, n);
+        assert_eq!(got.secret.arn, arn(REGION, n));
+    }
+    for n in ["nAme", "a", "a%", "ab_", "name  ", " name"] {
+        assert!(store.load_secret_by_name(REGION, n).await.unwrap().is_none(), "{n:?} must not match");
+    }
 }
 
-pub async fn missing_secret_writes_are_not_found(store: Arc<dyn Store>) {
-    let st = state("us-east-1", "never");
-    let err = store
+/// The ARN is the secret's identity: creating a second secret with a taken ARN fails.
+pub async fn arns_are_unique(store: &dyn Store) {
+    let first = state(REGION, "one");
+    create(store, &first).await;
+    let mut same_arn = state(REGION, "two");
+    same_arn.secret.arn = first.secret.arn.clone();
+    assert_eq!(store.write_secret(SecretWrite::Create(same_arn)).await.unwrap_err(), StoreError::AlreadyExists);
+    assert!(store.load_secret_by_name(REGION, "two").await.unwrap().is_none());
+    assert_eq!(load(store, &first.secret.arn).await.unwrap(), first);
+}
+
+/// A secret scheduled for deletion (at create or through an update) still holds its name until it is
+/// deleted for good.
+pub async fn scheduled_deletion_still_holds_the_name(store: &dyn Store) {
+    let mut st = state(REGION, "held");
+    st.secret.deletion_date = Some(5000);
+    create(store, &st).await;
+    let mut again = state(REGION, "held");
+    again.secret.arn.push('Y');
+    assert_eq!(
+        store.write_secret(SecretWrite::Create(again.clone())).await.unwrap_err(),
+        StoreError::AlreadyExists
+    );
+
+    let other = state(REGION, "scheduled-later");
+    create(store, &other).await;
+    let mut scheduled = bumped(&other.secret);
+    scheduled.deletion_date = Some(9000);
+    store
         .write_secret(SecretWrite::Update {
             expected_revision: 1,
-            secret: bumped(&st.secret),
+            secret: scheduled,
             new_versions: vec![],
             stage_updates: vec![],
             deleted_versions: vec![],
         })
         .await
-        .unwrap_err();
-    assert_eq!(err, StoreError::NotFound);
-    let err = store.write_secret(SecretWrite::Delete { arn: st.secret.arn, expected_revision: 1 }).await.unwrap_err();
-    assert_eq!(err, StoreError::NotFound);
+        .unwrap();
+    let mut again2 = state(REGION, "scheduled-later");
+    again2.secret.arn.push('Z');
+    assert_eq!(store.write_secret(SecretWrite::Create(again2)).await.unwrap_err(), StoreError::AlreadyExists);
+
+    store.write_secret(SecretWrite::Delete { arn: st.secret.arn.clone(), expected_revision: 1 }).await.unwrap();
+    create(store, &again).await;
+    assert_eq!(store.load_secret_by_name(REGION, "held").await.unwrap().unwrap(), again);
 }
 
-pub async fn list_is_per_region_and_ordered(store: Arc<dyn Store>) {
-    for (name, created) in [("c", 3), ("a", 1), ("b", 2), ("b2", 2)] {
-        let mut st = state("us-east-1", name);
-        st.secret.created = created;
-        store.write_secret(SecretWrite::Create(st)).await.unwrap();
-    }
-    store.write_secret(SecretWrite::Create(state("eu-west-1", "other"))).await.unwrap();
-    let names: Vec<String> = store.list_secrets("us-east-1").await.unwrap().into_iter().map(|s| s.name).collect();
-    assert_eq!(names, ["a", "b", "b2", "c"]);
-    assert_eq!(store.list_secrets("eu-west-1").await.unwrap().len(), 1);
-    assert!(store.list_secrets("ap-south-1").await.unwrap().is_empty());
-}
+/// An update with the right revision replaces the metadata, adds, relabels and removes versions in one
+/// step, and leaves untouched versions exactly as they were.
+pub async fn update_applies_atomically_and_bumps_revision(store: &dyn Store) {
+    let mut st = state(REGION, "upd");
+    st.secret = full_secret(REGION, "upd");
+    st.versions = vec![
+        version("v0", &["AWSPREVIOUS"], 500, vec![0]),
+        version("v1", &["AWSCURRENT"], 1000, vec![1, 2, 3]),
+        VersionRecord {
+            version_id: "keep".into(),
+            stages: strings(&["custom"]),
+            created: 1500,
+            kind: ValueKind::Binary,
+            envelope: vec![7; 100],
+        },
+        version("unlabel", &["AWSPENDING"], 1600, vec![8]),
+    ];
+    create(store, &st).await;
 
-pub async fn touch_does_not_bump_revision(store: Arc<dyn Store>) {
-    let st = state("us-east-1", "touched");
-    store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
-    store.touch_secret_accessed(&st.secret.arn, 86_400_000).await.unwrap();
-    let got = store.load_secret_by_arn(&st.secret.arn).await.unwrap().unwrap();
-    assert_eq!(got.secret.last_accessed, Some(86_400_000));
-    assert_eq!(got.secret.revision, 1);
-}
-
-pub async fn due_for_deletion_boundary(store: Arc<dyn Store>) {
-    for (name, when) in [("early", Some(100)), ("exact", Some(200)), ("late", Some(201)), ("none", None)] {
-        let mut st = state("us-east-1", name);
-        st.secret.deletion_date = when;
-        store.write_secret(SecretWrite::Create(st)).await.unwrap();
-    }
-    let mut due: Vec<String> = store
-        .secrets_due_for_deletion(200)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(arn, rev)| {
-            assert_eq!(rev, 1);
-            arn
+    let mut s = bumped(&st.secret);
+    s.description = None;
+    s.kms_key_id = Some("alias/other".into());
+    s.tags = vec![Tag { key: "k".into(), value: "v".into() }];
+    s.last_changed = 2000;
+    s.deletion_date = None;
+    s.resource_policy = None;
+    s.rotation = RotationSettings { enabled: false, automatically_after_days: Some(7), ..Default::default() };
+    let v2 = VersionRecord {
+        version_id: "v2".into(),
+        stages: strings(&["AWSCURRENT", "x"]),
+        created: 2000,
+        kind: ValueKind::Binary,
+        envelope: vec![2; 33],
+    };
+    store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 1,
+            secret: s.clone(),
+            new_versions: vec![v2.clone()],
+            stage_updates: vec![("v1".into(), strings(&["AWSPREVIOUS"])), ("unlabel".into(), vec![])],
+            deleted_versions: vec!["v0".into()],
         })
-        .collect();
-    due.sort();
-    assert_eq!(due.len(), 2);
-    assert!(due[0].contains(":early-") && due[1].contains(":exact-"));
+        .await
+        .unwrap();
+
+    let got = load(store, &s.arn).await.unwrap();
+    assert_eq!(got.secret, s);
+    assert_eq!(got.secret.revision, 2);
+    let expected_versions = vec![
+        version("v1", &["AWSPREVIOUS"], 1000, vec![1, 2, 3]),
+        st.versions[2].clone(),
+        version("unlabel", &[], 1600, vec![8]),
+        v2,
+    ];
+    assert_eq!(got.versions, expected_versions);
+    assert_eq!(store.list_secrets(REGION).await.unwrap(), vec![s.clone()]);
+
+    // The new revision is what the next compare-and-swap must name.
+    let s3 = bumped(&s);
+    store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 2,
+            secret: s3.clone(),
+            new_versions: vec![],
+            stage_updates: vec![],
+            deleted_versions: vec!["v1".into(), "keep".into(), "unlabel".into()],
+        })
+        .await
+        .unwrap();
+    let got = load(store, &s.arn).await.unwrap();
+    assert_eq!(got.secret.revision, 3);
+    assert_eq!(got.versions.iter().map(|v| v.version_id.as_str()).collect::<Vec<_>>(), ["v2"]);
 }
 
-pub async fn access_keys_and_settings(store: Arc<dyn Store>) {
+/// An update naming a revision other than the current one fails with `Conflict` and changes nothing.
+pub async fn stale_revision_conflicts_and_changes_nothing(store: &dyn Store) {
+    let st = state(REGION, "stale");
+    create(store, &st).await;
+    for expected in [0, 7, 2] {
+        let mut s = st.secret.clone();
+        s.revision = expected + 1;
+        s.description = Some("changed".into());
+        s.deletion_date = Some(1);
+        let err = store
+            .write_secret(SecretWrite::Update {
+                expected_revision: expected,
+                secret: s,
+                new_versions: vec![version("vX", &["AWSCURRENT"], 3000, vec![1])],
+                stage_updates: vec![("v1".into(), vec![])],
+                deleted_versions: vec!["v1".into()],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err, StoreError::Conflict, "expected_revision {expected}");
+        assert_eq!(load(store, &st.secret.arn).await.unwrap(), st);
+    }
+    assert!(store.secrets_due_for_deletion(i64::MAX).await.unwrap().is_empty());
+
+    // After a successful update the old revision is stale too.
+    let s2 = bumped(&st.secret);
+    store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 1,
+            secret: s2.clone(),
+            new_versions: vec![],
+            stage_updates: vec![],
+            deleted_versions: vec![],
+        })
+        .await
+        .unwrap();
+    let err = store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 1,
+            secret: s2.clone(),
+            new_versions: vec![version("late", &[], 1, vec![])],
+            stage_updates: vec![],
+            deleted_versions: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::Conflict);
+    assert_eq!(load(store, &st.secret.arn).await.unwrap(), SecretState { secret: s2, versions: st.versions });
+}
+
+/// Delete removes the secret and all its versions; the name, and even the ARN, can then be used again
+/// with nothing of the old secret showing through.
+pub async fn delete_removes_secret_and_versions(store: &dyn Store) {
+    let mut st = state(REGION, "gone");
+    st.secret.deletion_date = Some(10);
+    st.versions.push(version("v2", &[], 2000, vec![5; 10]));
+    create(store, &st).await;
+    let s2 = bumped(&st.secret);
+    store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 1,
+            secret: s2,
+            new_versions: vec![version("v3", &[], 3000, vec![6])],
+            stage_updates: vec![],
+            deleted_versions: vec![],
+        })
+        .await
+        .unwrap();
+    store.write_secret(SecretWrite::Delete { arn: st.secret.arn.clone(), expected_revision: 2 }).await.unwrap();
+    assert!(load(store, &st.secret.arn).await.is_none());
+    assert!(store.load_secret_by_name(REGION, "gone").await.unwrap().is_none());
+    assert!(store.list_secrets(REGION).await.unwrap().is_empty());
+    assert!(store.secrets_due_for_deletion(i64::MAX).await.unwrap().is_empty());
+
+    // The name is free again, under a new ARN.
+    let mut renamed = state(REGION, "gone");
+    renamed.secret.arn = format!("{}-new", st.secret.arn);
+    create(store, &renamed).await;
+    assert_eq!(store.load_secret_by_name(REGION, "gone").await.unwrap().unwrap(), renamed);
+    store.write_secret(SecretWrite::Delete { arn: renamed.secret.arn.clone(), expected_revision: 1 }).await.unwrap();
+
+    // Even the same ARN: no versions are left behind from its previous life.
+    let mut again = state(REGION, "gone");
+    again.versions.clear();
+    create(store, &again).await;
+    assert_eq!(load(store, &again.secret.arn).await.unwrap(), again);
+}
+
+/// A delete naming a stale revision fails with `Conflict` and deletes nothing.
+pub async fn stale_delete_conflicts_and_changes_nothing(store: &dyn Store) {
+    let st = state(REGION, "kept");
+    create(store, &st).await;
+    for expected in [0, 2, 3] {
+        let err = store
+            .write_secret(SecretWrite::Delete { arn: st.secret.arn.clone(), expected_revision: expected })
+            .await
+            .unwrap_err();
+        assert_eq!(err, StoreError::Conflict, "expected_revision {expected}");
+        assert_eq!(load(store, &st.secret.arn).await.unwrap(), st);
+    }
+}
+
+/// Update and delete of an ARN that does not exist (never did, or was deleted) answer `NotFound`,
+/// whatever revision they name; touching it is a harmless no-op.
+pub async fn missing_secret_writes_are_not_found(store: &dyn Store) {
+    let never = state(REGION, "never");
+    let deleted = state(REGION, "deleted");
+    create(store, &deleted).await;
+    store.write_secret(SecretWrite::Delete { arn: deleted.secret.arn.clone(), expected_revision: 1 }).await.unwrap();
+    for st in [&never, &deleted] {
+        for expected in [0, 1, 2] {
+            let mut s = st.secret.clone();
+            s.revision = expected + 1;
+            let err = store
+                .write_secret(SecretWrite::Update {
+                    expected_revision: expected,
+                    secret: s,
+                    new_versions: vec![version("v9", &["AWSCURRENT"], 1, vec![1])],
+                    stage_updates: vec![],
+                    deleted_versions: vec![],
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err, StoreError::NotFound);
+            let err = store
+                .write_secret(SecretWrite::Delete { arn: st.secret.arn.clone(), expected_revision: expected })
+                .await
+                .unwrap_err();
+            assert_eq!(err, StoreError::NotFound);
+        }
+        store.touch_secret_accessed(&st.secret.arn, 86_400_000).await.unwrap();
+        assert!(load(store, &st.secret.arn).await.is_none(), "a failed write must not create the secret");
+    }
+    assert!(store.list_secrets(REGION).await.unwrap().is_empty());
+}
+
+/// `list_secrets` returns one region's secrets (scheduled ones included) as written, ordered by
+/// creation time, ties by ARN.
+pub async fn list_is_per_region_and_ordered(store: &dyn Store) {
+    // Written out of order, with the tie ("b2" before "b") written in reverse ARN order.
+    let mut written = Vec::new();
+    for (name, created) in [("c", 3), ("b2", 2), ("a", 1), ("b", 2), ("z-first", -5)] {
+        let mut st = state(REGION, name);
+        st.secret.created = created;
+        if name == "c" {
+            st.secret = SecretRecord { created, ..full_secret(REGION, name) };
+        }
+        create(store, &st).await;
+        written.push(st.secret);
+    }
+    create(store, &state("eu-west-1", "other")).await;
+    create(store, &state("us-east-2", "a")).await;
+
+    let listed = store.list_secrets(REGION).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["z-first", "a", "b", "b2", "c"]);
+    written.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.arn.cmp(&b.arn)));
+    assert_eq!(listed, written);
+    assert_eq!(store.list_secrets("eu-west-1").await.unwrap(), vec![state("eu-west-1", "other").secret]);
+    assert!(store.list_secrets("ap-south-1").await.unwrap().is_empty());
+    assert!(store.list_secrets("").await.unwrap().is_empty());
+}
+
+/// `touch_secret_accessed` sets `last_accessed` and nothing else: the revision stays, so a writer that
+/// read before the touch still wins its compare-and-swap.
+pub async fn touch_changes_last_accessed_not_revision(store: &dyn Store) {
+    let st = state(REGION, "touched");
+    create(store, &st).await;
+    store.touch_secret_accessed(&st.secret.arn, 86_400_000).await.unwrap();
+    let got = load(store, &st.secret.arn).await.unwrap();
+    let mut expected = st.clone();
+    expected.secret.last_accessed = Some(86_400_000);
+    assert_eq!(got, expected);
+
+    // Touching again (same day, then a later day) keeps the revision too.
+    store.touch_secret_accessed(&st.secret.arn, 86_400_000).await.unwrap();
+    store.touch_secret_accessed(&st.secret.arn, 2 * 86_400_000).await.unwrap();
+    let got = load(store, &st.secret.arn).await.unwrap();
+    assert_eq!(got.secret.last_accessed, Some(2 * 86_400_000));
+    assert_eq!(got.secret.revision, 1);
+
+    store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 1,
+            secret: bumped(&got.secret),
+            new_versions: vec![],
+            stage_updates: vec![],
+            deleted_versions: vec![],
+        })
+        .await
+        .expect("a touch must not make a concurrent writer's revision stale");
+}
+
+/// `secrets_due_for_deletion(now)` returns exactly the secrets whose deletion date is at or before
+/// `now`, in every region, with their current revision.
+pub async fn due_for_deletion_boundary(store: &dyn Store) {
+    for (region, name, when) in [
+        (REGION, "early", Some(100)),
+        (REGION, "exact", Some(200)),
+        (REGION, "late", Some(201)),
+        (REGION, "none", None),
+        ("eu-west-1", "elsewhere", Some(-1)),
+    ] {
+        let mut st = state(region, name);
+        st.secret.deletion_date = when;
+        create(store, &st).await;
+    }
+    // A secret scheduled through an update reports its new revision; one restored is no longer due.
+    let updated = state(REGION, "scheduled-by-update");
+    create(store, &updated).await;
+    let mut s = bumped(&updated.secret);
+    s.deletion_date = Some(150);
+    let write = |s: SecretRecord, expected| SecretWrite::Update {
+        expected_revision: expected,
+        secret: s,
+        new_versions: vec![],
+        stage_updates: vec![],
+        deleted_versions: vec![],
+    };
+    store.write_secret(write(s.clone(), 1)).await.unwrap();
+    let mut restored = state(REGION, "restored");
+    restored.secret.deletion_date = Some(50);
+    create(store, &restored).await;
+    let mut r = bumped(&restored.secret);
+    r.deletion_date = None;
+    store.write_secret(write(r, 1)).await.unwrap();
+
+    let due = |now| async move {
+        let mut due = store.secrets_due_for_deletion(now).await.unwrap();
+        due.sort();
+        due
+    };
+    let mut expected = vec![
+        (arn(REGION, "early"), 1),
+        (arn(REGION, "exact"), 1),
+        (arn(REGION, "scheduled-by-update"), 2),
+        (arn("eu-west-1", "elsewhere"), 1),
+    ];
+    expected.sort();
+    assert_eq!(due(200).await, expected);
+    assert_eq!(due(199).await.len(), 3);
+    assert_eq!(due(201).await.len(), 5);
+    assert_eq!(due(-1).await, vec![(arn("eu-west-1", "elsewhere"), 1)]);
+    assert!(due(-2).await.is_empty());
+}
+
+/// Access keys round-trip exactly; a duplicate id fails with `AlreadyExists` and keeps the original.
+pub async fn access_keys_insert_get_and_duplicates(store: &dyn Store) {
     let key = AccessKeyRecord {
         access_key_id: "AKIAEXAMPLE000000001".into(),
-        sealed_secret: vec![1, 2, 3],
-        principal_arn: "arn:aws:iam::000000000000:root".into(),
-        user_name: "root".into(),
+        sealed_secret: vec![0, 1, 2, 255, 0],
+        principal_arn: "arn:aws:iam::000000000000:user/ädmin".into(),
+        user_name: "ädmin".into(),
         status: "Active".into(),
-        created: 42,
+        created: 1_700_000_000_000,
+    };
+    let other = AccessKeyRecord {
+        access_key_id: "AKIAEXAMPLE000000002".into(),
+        status: "Inactive".into(),
+        sealed_secret: vec![9; 64],
+        ..key.clone()
     };
     store.insert_access_key(key.clone()).await.unwrap();
-    assert_eq!(store.get_access_key("AKIAEXAMPLE000000001").await.unwrap(), Some(key.clone()));
-    assert_eq!(store.insert_access_key(key).await.unwrap_err(), StoreError::AlreadyExists);
+    store.insert_access_key(other.clone()).await.unwrap();
+    assert_eq!(store.get_access_key(&key.access_key_id).await.unwrap(), Some(key.clone()));
+    assert_eq!(store.get_access_key(&other.access_key_id).await.unwrap(), Some(other));
+
+    let dup = AccessKeyRecord { sealed_secret: vec![4, 4], user_name: "mallory".into(), ..key.clone() };
+    assert_eq!(store.insert_access_key(dup).await.unwrap_err(), StoreError::AlreadyExists);
+    assert_eq!(store.get_access_key(&key.access_key_id).await.unwrap(), Some(key));
     assert!(store.get_access_key("AKIANOPE").await.unwrap().is_none());
+    assert!(store.get_access_key("akiaexample000000001").await.unwrap().is_none());
+}
+
+/// `put_setting_if_absent` writes only the first value; values are arbitrary bytes.
+pub async fn settings_put_if_absent(store: &dyn Store) {
     assert!(store.get_setting("k").await.unwrap().is_none());
     assert!(store.put_setting_if_absent("k", b"one").await.unwrap());
     assert!(!store.put_setting_if_absent("k", b"two").await.unwrap());
     assert_eq!(store.get_setting("k").await.unwrap(), Some(b"one".to_vec()));
+
+    let binary = [0u8, 159, 146, 150, 0, 255];
+    assert!(store.put_setting_if_absent("binary", &binary).await.unwrap());
+    assert_eq!(store.get_setting("binary").await.unwrap(), Some(binary.to_vec()));
+    assert!(store.put_setting_if_absent("empty", b"").await.unwrap());
+    assert_eq!(store.get_setting("empty").await.unwrap(), Some(vec![]));
+    assert!(!store.put_setting_if_absent("empty", b"late").await.unwrap());
+    assert!(store.get_setting("K").await.unwrap().is_none());
+
+    let racers = race(8, |i| async move { store.put_setting_if_absent("raced", &[i as u8]).await.unwrap() }).await;
+    assert_eq!(racers.iter().filter(|won| **won).count(), 1, "exactly one racer may write a setting");
+    let winner = racers.iter().position(|won| *won).unwrap();
+    assert_eq!(store.get_setting("raced").await.unwrap(), Some(vec![winner as u8]));
 }
 
-pub async fn large_envelopes_and_odd_names(store: Arc<dyn Store>) {
-    let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
-    for name in ["/prod/backend/db_password", "a+b=c.d@e-f_g", &"x".repeat(512)] {
-        let mut st = state("us-east-1", name);
-        st.versions[0].envelope = big.clone();
-        store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
-        let got = store.load_secret_by_name("us-east-1", name).await.unwrap().unwrap();
-        assert_eq!(got.versions[0].envelope, big);
-        assert_eq!(got.secret.name, name);
+/// Envelopes of 64 KiB and more (AWS's maximum secret size, plus envelope overhead, and well beyond)
+/// round-trip byte for byte, at create and through an update.
+pub async fn large_envelopes_round_trip(store: &dyn Store) {
+    let bytes = |n: usize, seed: u32| -> Vec<u8> { (0..n as u32).map(|i| (i.wrapping_mul(31) ^ seed) as u8).collect() };
+    let mut st = state(REGION, "big");
+    st.versions = vec![
+        version("64k-1", &[], 1, bytes(65_535, 1)),
+        version("64k", &[], 2, bytes(65_536, 2)),
+        version("64k+1", &["AWSCURRENT"], 3, bytes(65_537, 3)),
+    ];
+    create(store, &st).await;
+    assert_eq!(load(store, &st.secret.arn).await.unwrap(), st);
+
+    let huge = version("1M", &["AWSPENDING"], 4, bytes((1 << 20) + 3, 4));
+    store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 1,
+            secret: bumped(&st.secret),
+            new_versions: vec![huge.clone()],
+            stage_updates: vec![],
+            deleted_versions: vec!["64k-1".into()],
+        })
+        .await
+        .unwrap();
+    let got = load(store, &st.secret.arn).await.unwrap();
+    assert_eq!(got.versions.len(), 3);
+    assert_eq!(got.versions[1], st.versions[2]);
+    assert_eq!(got.versions[2], huge);
+}
+
+/// Paths, punctuation, 512-character and non-ASCII names round-trip by name, by ARN and in listings.
+pub async fn odd_and_unicode_names_round_trip(store: &dyn Store) {
+    let long = "x".repeat(512);
+    let long_unicode = "秘".repeat(512);
+    let names = [
+        "/prod/backend/db_password",
+        "a+b=c.d@e-f_g",
+        "+=.@-_/",
+        long.as_str(),
+        "ünïcødé/секрет/秘密/🔑",
+        long_unicode.as_str(),
+        "name with spaces and 'quotes' \"double\"",
+        "back\\slash;DROP TABLE secrets;--",
+        "ends-like-a-suffix-AbC123",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let mut st = state(REGION, name);
+        st.secret.created = i as EpochMillis;
+        st.secret.description = Some(format!("описание {name}"));
+        st.secret.tags = vec![Tag { key: (*name).into(), value: format!("{name}✓") }];
+        st.versions[0].version_id = format!("version-{name}");
+        st.versions[0].stages = vec![(*name).into(), "AWSCURRENT".into()];
+        create(store, &st).await;
+        assert_eq!(store.load_secret_by_name(REGION, name).await.unwrap().as_ref(), Some(&st), "{name:?}");
+        assert_eq!(load(store, &st.secret.arn).await.as_ref(), Some(&st), "{name:?}");
     }
+    let listed: Vec<String> = store.list_secrets(REGION).await.unwrap().into_iter().map(|s| s.name).collect();
+    assert_eq!(listed, names);
 }
 
-pub async fn concurrent_compare_and_swap_loses_nothing(store: Arc<dyn Store>) {
-    let st = state("us-east-1", "contended");
-    store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
-    let mut tasks = Vec::new();
-    for t in 0..16 {
-        let store = store.clone();
-        let arn = st.secret.arn.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut conflicts = 0;
-            loop {
-                let cur = store.load_secret_by_arn(&arn).await.unwrap().unwrap();
-                let w = SecretWrite::Update {
-                    expected_revision: cur.secret.revision,
-                    secret: bumped(&cur.secret),
-                    new_versions: vec![version(&format!("task-{t}"), &[], 2000 + t, vec![t as u8])],
-                    stage_updates: vec![],
-                    deleted_versions: vec![],
-                };
-                match store.write_secret(w).await {
-                    Ok(()) => return conflicts,
-                    Err(StoreError::Conflict) => conflicts += 1,
-                    Err(e) => panic!("unexpected {e}"),
+/// Sixteen callers race compare-and-swap updates on one secret, each re-reading and retrying on
+/// `Conflict`, each write adding one version and moving AWSCURRENT/AWSPREVIOUS as the service does.
+/// Every successful write must be there exactly once: revision and version count equal the number of
+/// successes, the versions form an unbroken chain of revisions, and exactly one version holds each label.
+pub async fn concurrent_compare_and_swap_loses_nothing(store: &dyn Store) {
+    const TASKS: usize = 16;
+    const WRITES_PER_TASK: usize = 2;
+    let mut st = state(REGION, "contended");
+    st.versions[0].created = 0;
+    create(store, &st).await;
+    let arn = st.secret.arn.clone();
+    let arn = arn.as_str();
+
+    let outcomes = race(TASKS, |t| async move {
+        let (mut successes, mut conflicts) = (0usize, 0usize);
+        while successes < WRITES_PER_TASK {
+            let cur = store.load_secret_by_arn(arn).await.unwrap().unwrap();
+            let rev = cur.secret.revision;
+            let mut stage_updates = Vec::new();
+            for v in &cur.versions {
+                if v.stages.iter().any(|s| s == "AWSCURRENT") {
+                    stage_updates.push((v.version_id.clone(), strings(&["AWSPREVIOUS"])));
+                } else if v.stages.iter().any(|s| s == "AWSPREVIOUS") {
+                    stage_updates.push((v.version_id.clone(), vec![]));
                 }
             }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let got = store.load_secret_by_arn(&st.secret.arn).await.unwrap().unwrap();
-    assert_eq!(got.secret.revision, 17);
-    assert_eq!(got.versions.len(), 17);
+            let id = format!("task-{t}-write-{successes}");
+            let write = SecretWrite::Update {
+                expected_revision: rev,
+                secret: bumped(&cur.secret),
+                // `created` = the revision this write produces: unique among winners.
+                new_versions: vec![version(&id, &["AWSCURRENT"], rev as EpochMillis, id.clone().into_bytes())],
+                stage_updates,
+                deleted_versions: vec![],
+            };
+            match store.write_secret(write).await {
+                Ok(()) => successes += 1,
+                Err(StoreError::Conflict) => conflicts += 1,
+                Err(e) => panic!("task {t}: unexpected error {e:?}"),
+            }
+        }
+        (successes, conflicts)
+    })
+    .await;
+
+    let successes: usize = outcomes.iter().map(|(s, _)| s).sum();
+    assert_eq!(successes, TASKS * WRITES_PER_TASK);
+    let got = load(store, arn).await.unwrap();
+    assert_eq!(got.secret.revision, 1 + successes as u64);
+    assert_eq!(got.versions.len(), 1 + successes);
+    let created: Vec<EpochMillis> = got.versions.iter().map(|v| v.created).collect();
+    assert_eq!(created, (0..=successes as EpochMillis).collect::<Vec<_>>(), "one version per revision");
     let mut ids: Vec<&str> = got.versions.iter().map(|v| v.version_id.as_str()).collect();
-    ids.sort();
+    ids.sort_unstable();
     ids.dedup();
-    assert_eq!(ids.len(), 17);
+    assert_eq!(ids.len(), 1 + successes, "duplicate versions");
+    for t in 0..TASKS {
+        for w in 0..WRITES_PER_TASK {
+            let id = format!("task-{t}-write-{w}");
+            let v = got.versions.iter().find(|v| v.version_id == id).unwrap_or_else(|| panic!("{id} lost"));
+            assert_eq!(v.envelope, id.as_bytes());
+        }
+    }
+    let holders = |label: &str| -> Vec<EpochMillis> {
+        got.versions.iter().filter(|v| v.stages.iter().any(|s| s == label)).map(|v| v.created).collect()
+    };
+    assert_eq!(holders("AWSCURRENT"), [successes as EpochMillis]);
+    assert_eq!(holders("AWSPREVIOUS"), [successes as EpochMillis - 1]);
 }
 
-pub async fn concurrent_creates_all_land(store: Arc<dyn Store>) {
-    let mut tasks = Vec::new();
-    for i in 0..200 {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            store.write_secret(SecretWrite::Create(state("us-east-1", &format!("bulk/{i:03}")))).await
-        }));
+/// Two hundred concurrent creates of distinct secrets all land, each complete.
+pub async fn concurrent_creates_all_land(store: &dyn Store) {
+    const N: usize = 200;
+    let make = |i: usize| {
+        let mut st = state(REGION, &format!("bulk/{i:03}"));
+        st.secret.created = i as EpochMillis;
+        st.versions[0].envelope = format!("value {i}").into_bytes();
+        st
+    };
+    let results = race(N, |i| async move { store.write_secret(SecretWrite::Create(make(i))).await }).await;
+    for (i, r) in results.into_iter().enumerate() {
+        r.unwrap_or_else(|e| panic!("create {i}: {e:?}"));
     }
-    for t in tasks {
-        t.await.unwrap().unwrap();
+    let listed = store.list_secrets(REGION).await.unwrap();
+    assert_eq!(listed, (0..N).map(|i| make(i).secret).collect::<Vec<_>>());
+    for i in [0, 1, N / 2, N - 1] {
+        assert_eq!(load(store, &make(i).secret.arn).await.unwrap(), make(i));
     }
-    assert_eq!(store.list_secrets("us-east-1").await.unwrap().len(), 200);
+}
+
+/// Sixteen concurrent creates of one name (distinct ARNs): exactly one wins, the rest get
+/// `AlreadyExists`, and only the winner's data is stored.
+pub async fn concurrent_creates_of_one_name_have_one_winner(store: &dyn Store) {
+    const N: usize = 16;
+    let make = |i: usize| {
+        let mut st = state(REGION, "contested");
+        st.secret.arn = format!("{}-{i}", st.secret.arn);
+        st.versions[0].envelope = vec![i as u8];
+        st
+    };
+    let results = race(N, |i| async move { store.write_secret(SecretWrite::Create(make(i))).await }).await;
+    let winners: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(*e, StoreError::AlreadyExists);
+        }
+    }
+    let got = store.load_secret_by_name(REGION, "contested").await.unwrap().unwrap();
+    assert_eq!(got, make(winners[0]));
+    assert_eq!(store.list_secrets(REGION).await.unwrap().len(), 1);
 }
