@@ -49,7 +49,9 @@ say() { echo "bench: $*" >&2; }
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   say "building release binaries (target dir $target_dir)"
-  CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p coffer-cli -p coffer-bench
+  packages=(-p coffer-bench)
+  [[ " $PEERS " != *" coffer "* ]] || packages+=(-p coffer-cli)
+  CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet "${packages[@]}"
 fi
 
 work=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/coffer-bench.XXXXXX")
