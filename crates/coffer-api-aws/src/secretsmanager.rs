@@ -131,7 +131,6 @@ fn value_out(v: domain::SecretValueOutput) -> GetSecretValueResponse {
 fn description_out(d: domain::SecretDescription, for_list: bool) -> SecretDescription {
     let r = d.record;
     let rotation = &r.rotation;
-    let rotation_configured = rotation.lambda_arn.is_some() || rotation.enabled;
     let stages: BTreeMap<String, Vec<String>> = d.versions_to_stages.into_iter().collect();
     let tags: Vec<coffer_wire::Tag> =
         r.tags.into_iter().map(|t| coffer_wire::Tag { key: t.key, value: t.value }).collect();
@@ -140,7 +139,8 @@ fn description_out(d: domain::SecretDescription, for_list: bool) -> SecretDescri
         name: r.name,
         description: r.description,
         kms_key_id: r.kms_key_id,
-        rotation_enabled: rotation_configured.then_some(rotation.enabled),
+        // AWS reports RotationEnabled and Tags even when rotation was never set up and there are no tags.
+        rotation_enabled: Some(rotation.enabled),
         rotation_lambda_arn: rotation.lambda_arn.clone(),
         rotation_rules: (rotation.automatically_after_days.is_some() || rotation.schedule_expression.is_some()).then(
             || RotationRules {
@@ -154,7 +154,7 @@ fn description_out(d: domain::SecretDescription, for_list: bool) -> SecretDescri
         last_accessed_date: r.last_accessed.map(epoch_seconds),
         deleted_date: r.deletion_date.map(epoch_seconds),
         next_rotation_date: rotation.next_rotation.map(epoch_seconds),
-        tags: (!tags.is_empty()).then_some(tags),
+        tags: Some(tags),
         version_ids_to_stages: (!for_list).then(|| stages.clone()),
         secret_versions_to_stages: for_list.then_some(stages),
         created_date: Some(epoch_seconds(r.created)),
