@@ -1,7 +1,14 @@
-//! The SQLite backend: the shared conformance suite on a real file, plus durability, schema-version
-//! refusal and group commit.
+//! Tests of the SQLite backend: the shared conformance suite on a real temp file, plus what only a
+//! durable, file-backed, group-committing store has — surviving a reopen, refusing a newer schema,
+//! batching concurrent writes into few commits, isolating a failing write inside its batch, reporting
+//! damaged rows as `Corrupt`, and reading while the write lock is held.
+
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_store::{RotationSettings, Tag, ValueKind, VersionRecord};
 
 use super::*;
 
@@ -19,9 +26,9 @@ fn sample(name: &str) -> SecretState {
             arn: format!("arn:aws:secretsmanager:us-east-1:000000000000:secret:{name}-AbC123"),
             region: "us-east-1".into(),
             name: name.into(),
-            description: None,
+            description: Some("d".into()),
             kms_key_id: None,
-            tags: vec![],
+            tags: vec![Tag { key: "k".into(), value: "v".into() }],
             created: 1,
             last_changed: 1,
             last_accessed: None,
@@ -40,18 +47,98 @@ fn sample(name: &str) -> SecretState {
     }
 }
 
+fn raw(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn
+}
+
+#[test]
+fn migrations_are_consecutive_and_end_at_the_schema_version() {
+    for (i, m) in schema::MIGRATIONS.iter().enumerate() {
+        assert_eq!(m.version, i as i64 + 1, "migration {}", m.name);
+        assert!(!m.sql.trim().is_empty());
+    }
+    assert_eq!(schema::MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_file_is_migrated_in_wal_mode_and_reopening_changes_nothing() {
+    let (store, dir) = fresh().await;
+    assert_eq!(store.backend_name(), "sqlite");
+    assert_eq!(store.stats(), WriterStats::default());
+    drop(store);
+    let path = dir.path().join("coffer.db");
+    let versions = |conn: &Connection| -> Vec<i64> {
+        let mut stmt = conn.prepare("SELECT version FROM schema_version ORDER BY version").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().map(|v| v.unwrap()).collect()
+    };
+    {
+        let conn = raw(&path);
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(versions(&conn), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+        for table in ["secrets", "secret_versions", "access_keys", "settings"] {
+            let n: i64 = conn
+                .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(n, 1, "{table}");
+        }
+    }
+    drop(SqliteStore::open(&path).await.unwrap());
+    assert_eq!(versions(&raw(&path)), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("coffer.db");
+    let key = AccessKeyRecord {
+        access_key_id: "AKIA0000000000000001".into(),
+        sealed_secret: vec![5; 48],
+        principal_arn: "arn:aws:iam::000000000000:root".into(),
+        user_name: "root".into(),
+        status: "Active".into(),
+        created: 7,
+    };
+    let mut updated = sample("durable");
     {
         let store = SqliteStore::open(&path).await.unwrap();
         store.write_secret(SecretWrite::Create(sample("durable"))).await.unwrap();
+        store.write_secret(SecretWrite::Create(sample("deleted"))).await.unwrap();
+        updated.secret.revision = 2;
+        updated.secret.description = None;
+        updated.versions.push(VersionRecord {
+            version_id: "v2".into(),
+            stages: vec!["AWSPENDING".into()],
+            created: 2,
+            kind: ValueKind::String,
+            envelope: vec![0; 70_000],
+        });
+        store
+            .write_secret(SecretWrite::Update {
+                expected_revision: 1,
+                secret: updated.secret.clone(),
+                new_versions: vec![updated.versions[1].clone()],
+                stage_updates: vec![],
+                deleted_versions: vec![],
+            })
+            .await
+            .unwrap();
+        let deleted_arn = sample("deleted").secret.arn;
+        store.write_secret(SecretWrite::Delete { arn: deleted_arn, expected_revision: 1 }).await.unwrap();
+        store.touch_secret_accessed(&updated.secret.arn, 86_400_000).await.unwrap();
+        store.insert_access_key(key.clone()).await.unwrap();
         store.put_setting_if_absent("k", b"v").await.unwrap();
+        // Dropped without any explicit flush or close: every acknowledged write must already be durable.
     }
+    updated.secret.last_accessed = Some(86_400_000);
     let store = SqliteStore::open(&path).await.unwrap();
-    let got = store.load_secret_by_name("us-east-1", "durable").await.unwrap().unwrap();
-    assert_eq!(got, sample("durable"));
+    assert_eq!(store.load_secret_by_name("us-east-1", "durable").await.unwrap(), Some(updated));
+    assert!(store.load_secret_by_name("us-east-1", "deleted").await.unwrap().is_none());
+    assert_eq!(store.get_access_key(&key.access_key_id).await.unwrap(), Some(key));
     assert_eq!(store.get_setting("k").await.unwrap(), Some(b"v".to_vec()));
 }
 
@@ -59,15 +146,38 @@ async fn writes_survive_reopening() {
 async fn refuses_a_newer_schema_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("coffer.db");
-    drop(SqliteStore::open(&path).await.unwrap());
     {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute("INSERT INTO schema_version (version) VALUES (99)", []).unwrap();
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.write_secret(SecretWrite::Create(sample("kept"))).await.unwrap();
+    }
+    {
+        let conn = raw(&path);
+        conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [SCHEMA_VERSION + 98]).unwrap();
     }
     let before = std::fs::read(&path).unwrap();
-    let err = SqliteStore::open(&path).await.err().expect("must refuse");
-    assert_eq!(err, StoreError::SchemaTooNew { found: 99, supported: MIGRATIONS.len() as i64 });
-    assert_eq!(std::fs::read(&path).unwrap(), before);
+    for _ in 0..2 {
+        let err = SqliteStore::open(&path).await.err().expect("must refuse");
+        assert_eq!(err, StoreError::SchemaTooNew { found: SCHEMA_VERSION + 98, supported: SCHEMA_VERSION });
+        assert!(err.to_string().contains("newer"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the database file must not change");
+        let wal = dir.path().join("coffer.db-wal");
+        assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0, "nothing may be written to the WAL");
+    }
+    // The data is still there for the newer binary.
+    let conn = raw(&path);
+    let name: String = conn.query_row("SELECT name FROM secrets", [], |r| r.get(0)).unwrap();
+    assert_eq!(name, "kept");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opening_reports_errors_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing_parent = dir.path().join("no-such-dir").join("coffer.db");
+    assert!(matches!(SqliteStore::open(&missing_parent).await, Err(StoreError::Unavailable(_))));
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x42; 8192]).unwrap();
+    assert!(matches!(SqliteStore::open(&garbage).await, Err(StoreError::Corrupt(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -77,21 +187,25 @@ async fn concurrent_writes_share_commits() {
     let mut tasks = Vec::new();
     for i in 0..500 {
         let store = store.clone();
-        tasks.push(tokio::spawn(
-            async move { store.write_secret(SecretWrite::Create(sample(&format!("g/{i}")))).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            let mut st = sample(&format!("g/{i}"));
+            st.secret.created = i;
+            store.write_secret(SecretWrite::Create(st)).await
+        }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let writes = store.stats().writes.load(Ordering::Relaxed);
-    let commits = store.stats().commits.load(Ordering::Relaxed);
-    assert_eq!(writes, 500);
-    assert!(commits < writes, "group commit batched nothing: {commits} commits for {writes} writes");
+    let stats = store.stats();
+    assert_eq!(stats.writes, 500);
+    assert_eq!(stats.failed_batches, 0);
+    assert!(stats.commits < stats.writes, "group commit batched nothing: {stats:?}");
+    assert!(stats.largest_batch > 1 && stats.largest_batch <= MAX_BATCH as u64, "{stats:?}");
     assert_eq!(store.list_secrets("us-east-1").await.unwrap().len(), 500);
+    eprintln!("500 concurrent writes: {stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_write_does_not_sink_its_batch() {
     let (store, _dir) = fresh().await;
     let store = Arc::new(store);
@@ -104,8 +218,7 @@ async fn a_failing_write_does_not_sink_its_batch() {
         st.secret.arn = format!("{}-{i}", st.secret.arn);
         tasks.push(tokio::spawn(async move { store.write_secret(SecretWrite::Create(st)).await }));
     }
-    let mut ok = 0;
-    let mut dup = 0;
+    let (mut ok, mut dup) = (0, 0);
     for t in tasks {
         match t.await.unwrap() {
             Ok(()) => ok += 1,
@@ -115,4 +228,106 @@ async fn a_failing_write_does_not_sink_its_batch() {
     }
     assert_eq!((ok, dup), (40, 10));
     assert_eq!(store.list_secrets("us-east-1").await.unwrap().len(), 41);
+    assert_eq!(store.stats().failed_batches, 0);
+}
+
+/// An update that fails halfway (its secret row already rewritten, then a version insert hits a
+/// duplicate id) is rolled back to its savepoint entirely.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_failing_halfway_leaves_no_trace() {
+    let (store, _dir) = fresh().await;
+    let st = sample("half");
+    store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
+    let mut s = st.secret.clone();
+    s.revision = 2;
+    s.description = Some("half-applied".into());
+    let fresh_version = VersionRecord { version_id: "v2".into(), ..st.versions[0].clone() };
+    let err = store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 1,
+            secret: s,
+            new_versions: vec![fresh_version, st.versions[0].clone()],
+            stage_updates: vec![("v1".into(), vec![])],
+            deleted_versions: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err, StoreError::AlreadyExists);
+    assert_eq!(store.load_secret_by_arn(&st.secret.arn).await.unwrap(), Some(st));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_rows_are_corrupt_not_panics() {
+    let (store, dir) = fresh().await;
+    for name in ["bad-tags", "bad-kind", "bad-revision", "bad-stages"] {
+        store.write_secret(SecretWrite::Create(sample(name))).await.unwrap();
+    }
+    {
+        let conn = raw(&dir.path().join("coffer.db"));
+        conn.execute("UPDATE secrets SET tags = 'not json' WHERE name = 'bad-tags'", []).unwrap();
+        conn.execute("UPDATE secrets SET revision = -1 WHERE name = 'bad-revision'", []).unwrap();
+        conn.execute(
+            "UPDATE secret_versions SET kind = 'hologram' WHERE arn = (SELECT arn FROM secrets WHERE name = 'bad-kind')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE secret_versions SET stages = '{' WHERE arn = (SELECT arn FROM secrets WHERE name = 'bad-stages')",
+            [],
+        )
+        .unwrap();
+    }
+    for name in ["bad-tags", "bad-kind", "bad-revision", "bad-stages"] {
+        let err = store.load_secret_by_name("us-east-1", name).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{name}: {err:?}");
+    }
+    assert!(matches!(store.list_secrets("us-east-1").await.unwrap_err(), StoreError::Corrupt(_)));
+    // The read connections survive a failed read.
+    store.write_secret(SecretWrite::Create(sample("fine"))).await.unwrap();
+    assert!(store.load_secret_by_name("us-east-1", "fine").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_writer_is_unavailable() {
+    let (mut store, _dir) = fresh().await;
+    drop(store.writer.take());
+    let err = store.write_secret(SecretWrite::Create(sample("late"))).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(matches!(store.put_setting_if_absent("k", b"v").await, Err(StoreError::Unavailable(_))));
+    // Reads still work.
+    assert!(store.list_secrets("us-east-1").await.unwrap().is_empty());
+}
+
+/// While another connection holds the write lock, reads proceed (WAL) and writes wait (busy timeout),
+/// then commit once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_proceed_while_another_connection_holds_the_write_lock() {
+    let (store, dir) = fresh().await;
+    store.write_secret(SecretWrite::Create(sample("before"))).await.unwrap();
+    let path = dir.path().join("coffer.db");
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let conn = raw(&path);
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(Duration::from_secs(3)); // well inside the writer's busy timeout
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let store = Arc::new(store);
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move { store.write_secret(SecretWrite::Create(sample("after"))).await })
+    };
+    // The lock is held until we say so: these reads must not need it.
+    for _ in 0..10 {
+        assert!(store.load_secret_by_name("us-east-1", "before").await.unwrap().is_some());
+    }
+    assert!(store.load_secret_by_name("us-east-1", "after").await.unwrap().is_none());
+    assert!(!writer.is_finished(), "a write committed while another connection held the lock");
+    release_tx.send(()).unwrap();
+    writer.await.unwrap().unwrap();
+    holder.join().unwrap();
+    assert!(store.load_secret_by_name("us-east-1", "after").await.unwrap().is_some());
 }

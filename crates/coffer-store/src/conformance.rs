@@ -19,7 +19,9 @@
 //! ```
 //!
 //! The factory expression is evaluated once per case and must yield a fresh, empty store. Use `()` as
-//! the guard when there is nothing to keep alive. Each case is also a plain `pub async fn(&dyn Store)`
+//! the guard when there is nothing to keep alive. The expansion uses `#[tokio::test]` on a
+//! multi-threaded runtime, so the calling crate needs `tokio` (features `macros`, `rt-multi-thread`)
+//! among its (dev-)dependencies. Each case is also a plain `pub async fn(&dyn Store)`
 //! that can be called directly.
 //!
 //! # Decisions this suite pins down (beyond the trait docs)
@@ -370,10 +372,7 @@ pub async fn scheduled_deletion_still_holds_the_name(store: &dyn Store) {
     create(store, &st).await;
     let mut again = state(REGION, "held");
     again.secret.arn.push('Y');
-    assert_eq!(
-        store.write_secret(SecretWrite::Create(again.clone())).await.unwrap_err(),
-        StoreError::AlreadyExists
-    );
+    assert_eq!(store.write_secret(SecretWrite::Create(again.clone())).await.unwrap_err(), StoreError::AlreadyExists);
 
     let other = state(REGION, "scheduled-later");
     create(store, &other).await;

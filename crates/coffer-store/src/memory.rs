@@ -79,6 +79,10 @@ impl Store for MemoryStore {
                 if current.secret.revision != expected_revision {
                     return Err(StoreError::Conflict);
                 }
+                // A version id is unique within its secret, as the durable backends' primary keys make it.
+                if new_versions.iter().any(|n| current.versions.iter().any(|v| v.version_id == n.version_id)) {
+                    return Err(StoreError::AlreadyExists);
+                }
                 current.secret = secret;
                 current.versions.retain(|v| !deleted_versions.contains(&v.version_id));
                 for (id, stages) in stage_updates {

@@ -1,0 +1,230 @@
+//! Reads: a small pool of read-only connections, used from `spawn_blocking`, and the row decoding.
+//!
+//! Why a pool beside the writer: in WAL mode readers see the last committed snapshot and never wait for
+//! the writer (nor it for them), so reads keep flowing while a batch is being fsynced. The pool is
+//! bounded by a semaphore — at most [`READ_POOL_SIZE`] reads run at once, each on its own connection
+//! with its own prepared-statement cache — so a burst of reads queues in async land instead of
+//! occupying blocking threads or opening connections without limit.
+//!
+//! A secret is loaded with two indexed queries (its row by primary key or by the (region, name) unique
+//! index, then its versions by primary-key prefix) inside one read transaction, so both see the same
+//! snapshot: a concurrent update or delete can never pair one revision's metadata with another's
+//! versions.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use coffer_store::{
+    AccessKeyRecord, RotationSettings, SecretRecord, SecretState, StoreResult, Tag, ValueKind, VersionRecord,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::Semaphore;
+
+use crate::error::{corrupt, map_sqlite, unavailable};
+use crate::schema::BUSY_TIMEOUT;
+
+/// Read connections kept open (and reads run at once).
+pub const READ_POOL_SIZE: usize = 4;
+
+pub(crate) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl ReadPool {
+    pub fn new(path: &Path) -> Arc<ReadPool> {
+        Arc::new(ReadPool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
+            permits: Arc::new(Semaphore::new(READ_POOL_SIZE)),
+        })
+    }
+
+    fn connect(&self) -> StoreResult<Connection> {
+        let conn =
+            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(map_sqlite)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_sqlite)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a pooled read connection, off the async worker threads.
+    pub async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| unavailable("reader pool closed"))?;
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let idle = pool.idle.lock().map_err(|_| unavailable("reader pool poisoned"))?.pop();
+            let conn = match idle {
+                Some(conn) => conn,
+                None => pool.connect()?,
+            };
+            let result = f(&conn);
+            // A connection left inside a transaction (a failed read) is not reused.
+            if conn.is_autocommit() {
+                if let Ok(mut idle) = pool.idle.lock() {
+                    idle.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| unavailable(format!("a read task failed: {e}")))?
+    }
+}
+
+/// The columns [`secret_from_row`] decodes, in its order.
+macro_rules! secret_columns {
+    () => {
+        "arn, region, name, description, kms_key_id, tags, created, last_changed, last_accessed, deletion_date, \
+         resource_policy, rotation, revision"
+    };
+}
+
+const SECRET_BY_ARN: &str = concat!("SELECT ", secret_columns!(), " FROM secrets WHERE arn = ?1");
+const SECRET_BY_NAME: &str = concat!("SELECT ", secret_columns!(), " FROM secrets WHERE region = ?1 AND name = ?2");
+const SECRETS_IN_REGION: &str =
+    concat!("SELECT ", secret_columns!(), " FROM secrets WHERE region = ?1 ORDER BY created, arn");
+
+fn get<T: rusqlite::types::FromSql>(r: &Row<'_>, i: usize) -> StoreResult<T> {
+    r.get(i).map_err(map_sqlite)
+}
+
+fn json<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize, what: &str, arn: &str) -> StoreResult<T> {
+    let text: String = get(r, i)?;
+    serde_json::from_str(&text).map_err(|e| corrupt(format!("{what} of {arn}: {e}")))
+}
+
+pub(crate) fn revision_from_sql(v: i64) -> StoreResult<u64> {
+    u64::try_from(v).map_err(|_| corrupt(format!("negative revision {v}")))
+}
+
+/// Decodes a row selected with `secret_columns!()`.
+pub(crate) fn secret_from_row(r: &Row<'_>) -> StoreResult<SecretRecord> {
+    let arn: String = get(r, 0)?;
+    Ok(SecretRecord {
+        region: get(r, 1)?,
+        name: get(r, 2)?,
+        description: get(r, 3)?,
+        kms_key_id: get(r, 4)?,
+        tags: json::<Vec<Tag>>(r, 5, "tags", &arn)?,
+        created: get(r, 6)?,
+        last_changed: get(r, 7)?,
+        last_accessed: get(r, 8)?,
+        deletion_date: get(r, 9)?,
+        resource_policy: get(r, 10)?,
+        rotation: json::<RotationSettings>(r, 11, "rotation settings", &arn)?,
+        revision: revision_from_sql(get(r, 12)?)?,
+        arn,
+    })
+}
+
+fn load_versions(conn: &Connection, arn: &str) -> StoreResult<Vec<VersionRecord>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT version_id, stages, created, kind, envelope FROM secret_versions WHERE arn = ?1
+             ORDER BY created, seq",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([arn]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        let kind: String = get(r, 3)?;
+        out.push(VersionRecord {
+            version_id: get(r, 0)?,
+            stages: json(r, 1, "staging labels", arn)?,
+            created: get(r, 2)?,
+            kind: ValueKind::parse(&kind).ok_or_else(|| corrupt(format!("unknown value kind {kind:?} in {arn}")))?,
+            envelope: get(r, 4)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Where to find a secret.
+pub(crate) enum Key {
+    Arn(String),
+    Name { region: String, name: String },
+}
+
+/// Loads a secret and its versions from one snapshot.
+pub(crate) fn load_state(conn: &Connection, key: &Key) -> StoreResult<Option<SecretState>> {
+    let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+    let secret = {
+        let (sql, args): (&str, Vec<&str>) = match key {
+            Key::Arn(arn) => (SECRET_BY_ARN, vec![arn]),
+            Key::Name { region, name } => (SECRET_BY_NAME, vec![region, name]),
+        };
+        let mut stmt = tx.prepare_cached(sql).map_err(map_sqlite)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(map_sqlite)?;
+        match rows.next().map_err(map_sqlite)? {
+            Some(r) => Some(secret_from_row(r)?),
+            None => None,
+        }
+    };
+    let state = match secret {
+        None => None,
+        Some(secret) => {
+            let versions = load_versions(&tx, &secret.arn)?;
+            Some(SecretState { secret, versions })
+        }
+    };
+    tx.finish().map_err(map_sqlite)?;
+    Ok(state)
+}
+
+pub(crate) fn list_secrets(conn: &Connection, region: &str) -> StoreResult<Vec<SecretRecord>> {
+    let mut stmt = conn.prepare_cached(SECRETS_IN_REGION).map_err(map_sqlite)?;
+    let mut rows = stmt.query([region]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        out.push(secret_from_row(r)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn due_for_deletion(conn: &Connection, now: i64) -> StoreResult<Vec<(String, u64)>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT arn, revision FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= ?1
+             ORDER BY deletion_date, arn",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([now]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        out.push((get(r, 0)?, revision_from_sql(get(r, 1)?)?));
+    }
+    Ok(out)
+}
+
+pub(crate) fn access_key(conn: &Connection, id: &str) -> StoreResult<Option<AccessKeyRecord>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT access_key_id, sealed_secret, principal_arn, user_name, status, created
+             FROM access_keys WHERE access_key_id = ?1",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([id]).map_err(map_sqlite)?;
+    match rows.next().map_err(map_sqlite)? {
+        None => Ok(None),
+        Some(r) => Ok(Some(AccessKeyRecord {
+            access_key_id: get(r, 0)?,
+            sealed_secret: get(r, 1)?,
+            principal_arn: get(r, 2)?,
+            user_name: get(r, 3)?,
+            status: get(r, 4)?,
+            created: get(r, 5)?,
+        })),
+    }
+}
+
+pub(crate) fn setting(conn: &Connection, key: &str) -> StoreResult<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")
+        .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+        .map_err(map_sqlite)
+}
