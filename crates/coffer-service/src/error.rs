@@ -34,6 +34,10 @@ pub enum ErrorKind {
     Unavailable,
     /// A bug or an unexpected state; details are logged, not returned.
     Internal,
+    /// A parameter hierarchy would be deeper than allowed.
+    HierarchyTooDeep,
+    /// A parameter's version history is full and its oldest version cannot be dropped.
+    TooManyVersions,
 }
 
 /// An error from the service layer: a kind and a caller-facing message.
