@@ -249,6 +249,7 @@ fn missing_or_conflict(conn: &Connection, arn: &str) -> StoreError {
 }
 
 fn apply_secret_write(conn: &Connection, write: &SecretWrite) -> StoreResult<()> {
+    write.check()?;
     match write {
         SecretWrite::Create(state) => {
             let s = &state.secret;

@@ -69,6 +69,7 @@ macro_rules! conformance_suite {
             scheduled_deletion_still_holds_the_name,
             update_applies_atomically_and_bumps_revision,
             stale_revision_conflicts_and_changes_nothing,
+            update_must_advance_revision_by_one,
             delete_removes_secret_and_versions,
             stale_delete_conflicts_and_changes_nothing,
             missing_secret_writes_are_not_found,
@@ -472,6 +473,28 @@ pub async fn update_applies_atomically_and_bumps_revision(store: &dyn Store) {
 }
 
 /// An update naming a revision other than the current one fails with `Conflict` and changes nothing.
+pub async fn update_must_advance_revision_by_one(store: &dyn Store) {
+    let st = state(REGION, "skip");
+    create(store, &st).await;
+    for bad in [1, 3, 0] {
+        let mut s = st.secret.clone();
+        s.revision = bad;
+        s.description = Some("changed".into());
+        let err = store
+            .write_secret(SecretWrite::Update {
+                expected_revision: 1,
+                secret: s,
+                new_versions: vec![],
+                stage_updates: vec![],
+                deleted_versions: vec![],
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidWrite(_)), "revision {bad}: {err:?}");
+        assert_eq!(load(store, &st.secret.arn).await.unwrap(), as_loaded(&st));
+    }
+}
+
 pub async fn stale_revision_conflicts_and_changes_nothing(store: &dyn Store) {
     let st = state(REGION, "stale");
     create(store, &st).await;

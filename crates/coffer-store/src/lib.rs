@@ -133,6 +133,23 @@ pub enum SecretWrite {
 }
 
 impl SecretWrite {
+    /// Checks the contract every backend relies on before applying a write: an update moves the
+    /// revision forward by exactly one, so a compare-and-swap can never be undone or skipped.
+    pub fn check(&self) -> StoreResult<()> {
+        match self {
+            SecretWrite::Update { expected_revision, secret, .. } if secret.revision != expected_revision + 1 => {
+                Err(StoreError::InvalidWrite(format!(
+                    "update of {} must set revision {} (expected {} + 1), not {}",
+                    secret.arn,
+                    expected_revision + 1,
+                    expected_revision,
+                    secret.revision
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The ARN of the secret this write touches.
     pub fn arn(&self) -> &str {
         match self {
@@ -176,6 +193,9 @@ pub enum StoreError {
     /// Stored data does not parse; never retried.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The write breaks the trait's contract (a caller bug); nothing was changed.
+    #[error("invalid write: {0}")]
+    InvalidWrite(String),
     /// The schema in the database is newer than this binary understands.
     #[error("database schema version {found} is newer than this coffer understands ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },

@@ -62,6 +62,7 @@ impl Store for MemoryStore {
     }
 
     async fn write_secret(&self, write: SecretWrite) -> StoreResult<()> {
+        write.check()?;
         let mut inner = self.lock()?;
         match write {
             SecretWrite::Create(state) => {
