@@ -26,7 +26,8 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use coffer_store::{
-    AccessKeyRecord, EpochMillis, SecretRecord, SecretState, SecretWrite, Store, StoreError, StoreResult,
+    AccessKeyRecord, EpochMillis, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState,
+    SecretWrite, Store, StoreError, StoreResult,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -185,6 +186,19 @@ impl Store for SqliteStore {
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
         let id = access_key_id.to_string();
         self.readers.read(move |c| reader::access_key(c, &id)).await
+    }
+
+    async fn load_parameter(&self, region: &str, name: &str) -> StoreResult<Option<ParameterState>> {
+        let (region, name) = (region.to_string(), name.to_string());
+        self.readers.read(move |c| reader::load_parameter(c, &region, &name)).await
+    }
+
+    async fn write_parameter(&self, write: ParameterWrite) -> StoreResult<()> {
+        self.write(WriteOp::Parameter(Box::new(write))).await.map(|_| ())
+    }
+
+    async fn list_parameters(&self, query: ParameterQuery) -> StoreResult<Vec<ParameterState>> {
+        self.readers.read(move |c| reader::list_parameters(c, &query)).await
     }
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use coffer_store::{
-    AccessKeyRecord, RotationSettings, SecretRecord, SecretState, StoreResult, Tag, ValueKind, VersionRecord,
+    AccessKeyRecord, ParameterQuery, ParameterState, ParameterVersionRecord, RotationSettings, SecretRecord,
+    SecretState, StoreResult, Tag, ValueKind, VersionRecord,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::Semaphore;
@@ -227,4 +228,96 @@ pub(crate) fn setting(conn: &Connection, key: &str) -> StoreResult<Option<Vec<u8
     conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")
         .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
         .map_err(map_sqlite)
+}
+
+fn parameter_versions(conn: &Connection, region: &str, name: &str) -> StoreResult<Vec<ParameterVersionRecord>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT meta, envelope FROM parameter_versions WHERE region = ?1 AND name = ?2 ORDER BY version",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([region, name]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        let mut v: ParameterVersionRecord = json(r, 0, "parameter version", name)?;
+        v.envelope = get(r, 1)?;
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn parameter_from_row(conn: &Connection, r: &Row<'_>) -> StoreResult<ParameterState> {
+    let region: String = get(r, 0)?;
+    let name: String = get(r, 1)?;
+    let versions = parameter_versions(conn, &region, &name)?;
+    Ok(ParameterState {
+        parent_path: get(r, 2)?,
+        tags: json(r, 3, "tags", &name)?,
+        revision: revision_from_sql(get(r, 4)?)?,
+        versions,
+        region,
+        name,
+    })
+}
+
+/// One parameter with its versions, from one read transaction.
+pub(crate) fn load_parameter(conn: &Connection, region: &str, name: &str) -> StoreResult<Option<ParameterState>> {
+    let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT region, name, parent_path, tags, revision FROM parameters WHERE region = ?1 AND name = ?2",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([region, name]).map_err(map_sqlite)?;
+    let found = match rows.next().map_err(map_sqlite)? {
+        Some(r) => Some(parameter_from_row(&tx, r)?),
+        None => None,
+    };
+    drop(rows);
+    drop(stmt);
+    tx.finish().map_err(map_sqlite)?;
+    Ok(found)
+}
+
+/// A page of parameters under a path: an index range, never a scan of the table.
+pub(crate) fn list_parameters(conn: &Connection, q: &ParameterQuery) -> StoreResult<Vec<ParameterState>> {
+    let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+    let after = q.after.clone().unwrap_or_default();
+    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    let mut out = Vec::new();
+    {
+        let (sql, upper): (&str, String) = if !q.recursive {
+            (
+                "SELECT region, name, parent_path, tags, revision FROM parameters
+                 WHERE region = ?1 AND parent_path = ?2 AND name > ?3 ORDER BY name LIMIT ?4",
+                q.path.clone(),
+            )
+        } else if q.path == "/" {
+            (
+                "SELECT region, name, parent_path, tags, revision FROM parameters
+                 WHERE region = ?1 AND ?2 = ?2 AND name > ?3 ORDER BY name LIMIT ?4",
+                String::new(),
+            )
+        } else {
+            // Names under `/a/b/` are exactly those in [`/a/b/`, `/a/b0`): `0` follows `/` in ASCII.
+            (
+                "SELECT region, name, parent_path, tags, revision FROM parameters
+                 WHERE region = ?1 AND name < ?2 AND name > ?3 AND name >= ?5 ORDER BY name LIMIT ?4",
+                format!("{}0", q.path),
+            )
+        };
+        let mut stmt = tx.prepare_cached(sql).map_err(map_sqlite)?;
+        let lower = format!("{}/", q.path);
+        let mut rows = if q.recursive && q.path != "/" {
+            stmt.query(rusqlite::params![q.region, upper, after, limit, lower])
+        } else {
+            stmt.query(rusqlite::params![q.region, upper, after, limit])
+        }
+        .map_err(map_sqlite)?;
+        while let Some(r) = rows.next().map_err(map_sqlite)? {
+            out.push(parameter_from_row(&tx, r)?);
+        }
+    }
+    tx.finish().map_err(map_sqlite)?;
+    Ok(out)
 }

@@ -30,11 +30,13 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Versions are consecutive from 1. Never edit a released migration; add one.
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration { version: 2, name: "parameters", sql: include_str!("../migrations/0002_parameters.sql") },
+];
 
 /// The schema version this binary writes (the last migration's).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock held by another connection or process before giving up
 /// with `Unavailable`.

@@ -23,7 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_store::{AccessKeyRecord, EpochMillis, SecretWrite, StoreError, StoreResult, VersionRecord};
+use coffer_store::{
+    AccessKeyRecord, EpochMillis, ParameterVersionRecord, ParameterWrite, SecretWrite, StoreError, StoreResult,
+    VersionRecord,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,6 +45,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// A write waiting for the writer thread.
 pub(crate) enum WriteOp {
     Secret(Box<SecretWrite>),
+    Parameter(Box<ParameterWrite>),
     TouchAccessed { arn: String, day: EpochMillis },
     InsertAccessKey(AccessKeyRecord),
     PutSettingIfAbsent { key: String, value: Vec<u8> },
@@ -190,6 +194,7 @@ pub(crate) fn revision_to_sql(r: u64) -> StoreResult<i64> {
 fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
     match op {
         WriteOp::Secret(write) => apply_secret_write(conn, write).map(|()| true),
+        WriteOp::Parameter(write) => apply_parameter_write(conn, write).map(|()| true),
         WriteOp::TouchAccessed { arn, day } => {
             // Skipped when unchanged: most reads on a day find it already recorded, and an unchanged row
             // costs no page write.
@@ -346,6 +351,105 @@ pub(crate) fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<
                 }
             }
             _ => return,
+        }
+    }
+}
+
+fn insert_parameter_version(
+    conn: &Connection,
+    region: &str,
+    name: &str,
+    v: &ParameterVersionRecord,
+) -> StoreResult<()> {
+    exec(
+        conn,
+        "INSERT INTO parameter_versions (region, name, version, meta, envelope) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![region, name, v.version, to_json(v)?, v.envelope],
+    )?;
+    Ok(())
+}
+
+fn parameter_missing_or_conflict(conn: &Connection, region: &str, name: &str) -> StoreError {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM parameters WHERE region = ?1 AND name = ?2")
+        .and_then(|mut s| s.query_row([region, name], |_| Ok(())).optional())
+        .map_err(map_sqlite);
+    match exists {
+        Ok(Some(())) => StoreError::Conflict,
+        Ok(None) => StoreError::NotFound,
+        Err(e) => e,
+    }
+}
+
+fn apply_parameter_write(conn: &Connection, write: &ParameterWrite) -> StoreResult<()> {
+    write.check()?;
+    match write {
+        ParameterWrite::Create(p) => {
+            exec(
+                conn,
+                "INSERT INTO parameters (region, name, parent_path, tags, revision) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![p.region, p.name, p.parent_path, to_json(&p.tags)?, revision_to_sql(p.revision)?],
+            )?;
+            for v in &p.versions {
+                insert_parameter_version(conn, &p.region, &p.name, v)?;
+            }
+            Ok(())
+        }
+        ParameterWrite::Update {
+            expected_revision,
+            region,
+            name,
+            revision,
+            tags,
+            new_version,
+            label_updates,
+            dropped_versions,
+        } => {
+            let changed = exec(
+                conn,
+                "UPDATE parameters SET tags = ?4, revision = ?5 WHERE region = ?1 AND name = ?2 AND revision = ?3",
+                params![
+                    region,
+                    name,
+                    revision_to_sql(*expected_revision)?,
+                    to_json(tags)?,
+                    revision_to_sql(*revision)?
+                ],
+            )?;
+            if changed == 0 {
+                return Err(parameter_missing_or_conflict(conn, region, name));
+            }
+            for version in dropped_versions {
+                exec(
+                    conn,
+                    "DELETE FROM parameter_versions WHERE region = ?1 AND name = ?2 AND version = ?3",
+                    params![region, name, version],
+                )?;
+            }
+            for (version, labels) in label_updates {
+                exec(
+                    conn,
+                    "UPDATE parameter_versions SET meta = json_set(meta, '$.labels', json(?4))
+                     WHERE region = ?1 AND name = ?2 AND version = ?3",
+                    params![region, name, version, to_json(labels)?],
+                )?;
+            }
+            if let Some(v) = new_version {
+                insert_parameter_version(conn, region, name, v)?;
+            }
+            Ok(())
+        }
+        ParameterWrite::Delete { region, name, expected_revision } => {
+            let changed = exec(
+                conn,
+                "DELETE FROM parameters WHERE region = ?1 AND name = ?2 AND revision = ?3",
+                params![region, name, revision_to_sql(*expected_revision)?],
+            )?;
+            if changed == 0 {
+                return Err(parameter_missing_or_conflict(conn, region, name));
+            }
+            exec(conn, "DELETE FROM parameter_versions WHERE region = ?1 AND name = ?2", params![region, name])?;
+            Ok(())
         }
     }
 }

@@ -70,6 +70,8 @@ macro_rules! conformance_suite {
             update_applies_atomically_and_bumps_revision,
             stale_revision_conflicts_and_changes_nothing,
             update_must_advance_revision_by_one,
+            parameters_round_trip_and_compare_and_swap,
+            parameter_listing_by_path,
             delete_removes_secret_and_versions,
             stale_delete_conflicts_and_changes_nothing,
             missing_secret_writes_are_not_found,
@@ -960,4 +962,120 @@ pub async fn concurrent_creates_of_one_name_have_one_winner(store: &dyn Store) {
     let got = store.load_secret_by_name(REGION, "contested").await.unwrap().unwrap();
     assert_eq!(got, make(winners[0]));
     assert_eq!(store.list_secrets(REGION).await.unwrap().len(), 1);
+}
+
+fn parameter_version(version: i64, labels: &[&str], envelope: Vec<u8>) -> ParameterVersionRecord {
+    ParameterVersionRecord {
+        version,
+        parameter_type: "SecureString".into(),
+        envelope,
+        description: Some(format!("version {version}")),
+        key_id: Some("alias/aws/ssm".into()),
+        allowed_pattern: None,
+        tier: "Standard".into(),
+        data_type: "text".into(),
+        policies: None,
+        labels: strings(labels),
+        last_modified: 1000 + version,
+        last_modified_user: "arn:aws:iam::000000000000:root".into(),
+    }
+}
+
+fn parameter(region: &str, name: &str) -> ParameterState {
+    let parent = match name.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => name[..i].to_string(),
+    };
+    ParameterState {
+        region: region.into(),
+        name: name.into(),
+        parent_path: parent,
+        tags: vec![Tag { key: "team".into(), value: "web".into() }],
+        revision: 1,
+        versions: vec![parameter_version(1, &[], vec![1, 2, 3])],
+    }
+}
+
+pub async fn parameters_round_trip_and_compare_and_swap(store: &dyn Store) {
+    let p = parameter(REGION, "/amplify/app1/dev/DB_PASS");
+    store.write_parameter(ParameterWrite::Create(p.clone())).await.unwrap();
+    assert_eq!(store.load_parameter(REGION, &p.name).await.unwrap(), Some(p.clone()));
+    assert!(store.load_parameter("eu-west-1", &p.name).await.unwrap().is_none());
+    assert_eq!(store.write_parameter(ParameterWrite::Create(p.clone())).await.unwrap_err(), StoreError::AlreadyExists);
+    let update = |expected: u64, revision: u64| ParameterWrite::Update {
+        expected_revision: expected,
+        region: REGION.into(),
+        name: p.name.clone(),
+        revision,
+        tags: vec![],
+        new_version: Some(parameter_version(2, &["prod"], vec![9; 70_000])),
+        label_updates: vec![(1, strings(&["old"]))],
+        dropped_versions: vec![],
+    };
+    assert_eq!(store.write_parameter(update(5, 6)).await.unwrap_err(), StoreError::Conflict);
+    assert!(matches!(store.write_parameter(update(1, 3)).await.unwrap_err(), StoreError::InvalidWrite(_)));
+    assert_eq!(store.load_parameter(REGION, &p.name).await.unwrap(), Some(p.clone()));
+    store.write_parameter(update(1, 2)).await.unwrap();
+    let got = store.load_parameter(REGION, &p.name).await.unwrap().unwrap();
+    assert_eq!(got.revision, 2);
+    assert!(got.tags.is_empty());
+    assert_eq!(got.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(got.versions[0].labels, strings(&["old"]));
+    assert_eq!(got.versions[1], parameter_version(2, &["prod"], vec![9; 70_000]));
+    store
+        .write_parameter(ParameterWrite::Update {
+            expected_revision: 2,
+            region: REGION.into(),
+            name: p.name.clone(),
+            revision: 3,
+            tags: vec![],
+            new_version: None,
+            label_updates: vec![],
+            dropped_versions: vec![1],
+        })
+        .await
+        .unwrap();
+    let got = store.load_parameter(REGION, &p.name).await.unwrap().unwrap();
+    assert_eq!(got.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2]);
+    let delete =
+        |expected| ParameterWrite::Delete { region: REGION.into(), name: p.name.clone(), expected_revision: expected };
+    assert_eq!(store.write_parameter(delete(2)).await.unwrap_err(), StoreError::Conflict);
+    store.write_parameter(delete(3)).await.unwrap();
+    assert!(store.load_parameter(REGION, &p.name).await.unwrap().is_none());
+    assert_eq!(store.write_parameter(delete(3)).await.unwrap_err(), StoreError::NotFound);
+    // The name can be used again, with no versions left behind.
+    store.write_parameter(ParameterWrite::Create(p.clone())).await.unwrap();
+    assert_eq!(store.load_parameter(REGION, &p.name).await.unwrap(), Some(p));
+}
+
+pub async fn parameter_listing_by_path(store: &dyn Store) {
+    for name in ["/amplify/a", "/amplify/b", "/amplify/app1/dev/x", "/amplify/app1/y", "/amplify0", "/other/z", "top"] {
+        store.write_parameter(ParameterWrite::Create(parameter(REGION, name))).await.unwrap();
+    }
+    store.write_parameter(ParameterWrite::Create(parameter("eu-west-1", "/amplify/c"))).await.unwrap();
+    let names = |ps: Vec<ParameterState>| ps.into_iter().map(|p| p.name).collect::<Vec<_>>();
+    let query = |path: &str, recursive: bool, after: Option<&str>, limit: usize| ParameterQuery {
+        region: REGION.into(),
+        path: path.into(),
+        recursive,
+        after: after.map(Into::into),
+        limit,
+    };
+    assert_eq!(
+        names(store.list_parameters(query("/amplify", false, None, 10)).await.unwrap()),
+        ["/amplify/a", "/amplify/b"]
+    );
+    assert_eq!(
+        names(store.list_parameters(query("/amplify", true, None, 10)).await.unwrap()),
+        ["/amplify/a", "/amplify/app1/dev/x", "/amplify/app1/y", "/amplify/b"]
+    );
+    // Pages resume after the last name and never repeat or skip one.
+    let first = names(store.list_parameters(query("/amplify", true, None, 2)).await.unwrap());
+    assert_eq!(first, ["/amplify/a", "/amplify/app1/dev/x"]);
+    let second = names(store.list_parameters(query("/amplify", true, Some(&first[1]), 2)).await.unwrap());
+    assert_eq!(second, ["/amplify/app1/y", "/amplify/b"]);
+    assert!(store.list_parameters(query("/amplify", true, Some("/amplify/b"), 2)).await.unwrap().is_empty());
+    assert_eq!(names(store.list_parameters(query("/", false, None, 10)).await.unwrap()), ["/amplify0", "top"]);
+    assert_eq!(store.list_parameters(query("/", true, None, 100)).await.unwrap().len(), 7);
+    assert!(store.list_parameters(query("/nothing", true, None, 10)).await.unwrap().is_empty());
 }

@@ -160,6 +160,92 @@ impl SecretWrite {
     }
 }
 
+/// One version of a Parameter Store parameter. Everything a version's history shows is kept per version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterVersionRecord {
+    /// 1, 2, 3, ... per parameter.
+    pub version: i64,
+    /// `String`, `StringList` or `SecureString`.
+    pub parameter_type: String,
+    /// The sealed value (every type is encrypted at rest; SecureString only changes what the API shows).
+    #[serde(skip)]
+    pub envelope: Vec<u8>,
+    pub description: Option<String>,
+    pub key_id: Option<String>,
+    pub allowed_pattern: Option<String>,
+    pub tier: String,
+    pub data_type: String,
+    pub policies: Option<String>,
+    pub labels: Vec<String>,
+    pub last_modified: EpochMillis,
+    pub last_modified_user: String,
+}
+
+/// A parameter and its kept versions, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterState {
+    pub region: String,
+    pub name: String,
+    /// The hierarchy level it lives in (`/a/b` for `/a/b/c`; `/` for top-level names), for one-level paths.
+    pub parent_path: String,
+    pub tags: Vec<Tag>,
+    /// Bumped by one on every write, as for secrets.
+    pub revision: u64,
+    pub versions: Vec<ParameterVersionRecord>,
+}
+
+/// A decided change to one parameter (compare-and-swap on its revision, as for secrets).
+#[derive(Clone, Debug)]
+pub enum ParameterWrite {
+    /// Insert a new parameter; [`StoreError::AlreadyExists`] if the name is taken in the region.
+    Create(ParameterState),
+    /// Replace the parameter's tags and revision, add a version, relabel and drop versions.
+    Update {
+        expected_revision: u64,
+        region: String,
+        name: String,
+        revision: u64,
+        tags: Vec<Tag>,
+        new_version: Option<ParameterVersionRecord>,
+        /// (version, the complete new label set).
+        label_updates: Vec<(i64, Vec<String>)>,
+        dropped_versions: Vec<i64>,
+    },
+    Delete {
+        region: String,
+        name: String,
+        expected_revision: u64,
+    },
+}
+
+impl ParameterWrite {
+    /// The same contract as [`SecretWrite::check`].
+    pub fn check(&self) -> StoreResult<()> {
+        match self {
+            ParameterWrite::Update { expected_revision, revision, name, .. } if *revision != expected_revision + 1 => {
+                Err(StoreError::InvalidWrite(format!(
+                    "update of parameter {name} must set revision {}, not {revision}",
+                    expected_revision + 1
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Which parameters a listing returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterQuery {
+    pub region: String,
+    /// `/a/b` (no trailing slash) or `/` for everything.
+    pub path: String,
+    /// Everything below `path`, or only its direct children.
+    pub recursive: bool,
+    /// Resume after this name (exclusive).
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
 /// An access key that SigV4 requests are signed with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessKeyRecord {
@@ -233,6 +319,16 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()>;
 
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>>;
+
+    /// Loads a parameter and its versions by exact name within a region.
+    async fn load_parameter(&self, region: &str, name: &str) -> StoreResult<Option<ParameterState>>;
+
+    /// Applies one decided parameter change atomically and durably.
+    async fn write_parameter(&self, write: ParameterWrite) -> StoreResult<()>;
+
+    /// Parameters under a path, ordered by name, at most `limit`. A page costs a range scan of one
+    /// index, never a scan of the whole store.
+    async fn list_parameters(&self, query: ParameterQuery) -> StoreResult<Vec<ParameterState>>;
 
     /// Reads an installation-wide setting (key check, passphrase parameters, ...).
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;

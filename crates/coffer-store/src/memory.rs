@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::{AccessKeyRecord, EpochMillis, SecretRecord, SecretState, SecretWrite, Store, StoreError, StoreResult};
+use crate::{
+    AccessKeyRecord, EpochMillis, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState,
+    SecretWrite, Store, StoreError, StoreResult,
+};
 
 /// Versions ordered as the durable backends return them: by creation time, then insertion order.
 fn oldest_first(state: &SecretState) -> SecretState {
@@ -19,6 +22,8 @@ fn oldest_first(state: &SecretState) -> SecretState {
 struct Inner {
     secrets: HashMap<String, SecretState>,
     access_keys: HashMap<String, AccessKeyRecord>,
+    /// (region, name) -> parameter; ordered so path listings are range scans, as in the durable backends.
+    parameters: std::collections::BTreeMap<(String, String), ParameterState>,
     settings: HashMap<String, Vec<u8>>,
 }
 
@@ -132,6 +137,79 @@ impl Store for MemoryStore {
 
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
         Ok(self.lock()?.access_keys.get(access_key_id).cloned())
+    }
+
+    async fn load_parameter(&self, region: &str, name: &str) -> StoreResult<Option<ParameterState>> {
+        Ok(self.lock()?.parameters.get(&(region.to_string(), name.to_string())).cloned())
+    }
+
+    async fn write_parameter(&self, write: ParameterWrite) -> StoreResult<()> {
+        write.check()?;
+        let mut inner = self.lock()?;
+        match write {
+            ParameterWrite::Create(state) => {
+                let key = (state.region.clone(), state.name.clone());
+                if inner.parameters.contains_key(&key) {
+                    return Err(StoreError::AlreadyExists);
+                }
+                inner.parameters.insert(key, state);
+            }
+            ParameterWrite::Update {
+                expected_revision,
+                region,
+                name,
+                revision,
+                tags,
+                new_version,
+                label_updates,
+                dropped_versions,
+            } => {
+                let current = inner.parameters.get_mut(&(region, name)).ok_or(StoreError::NotFound)?;
+                if current.revision != expected_revision {
+                    return Err(StoreError::Conflict);
+                }
+                if let Some(v) = &new_version {
+                    if current.versions.iter().any(|c| c.version == v.version) {
+                        return Err(StoreError::AlreadyExists);
+                    }
+                }
+                current.revision = revision;
+                current.tags = tags;
+                current.versions.retain(|v| !dropped_versions.contains(&v.version));
+                for (version, labels) in label_updates {
+                    if let Some(v) = current.versions.iter_mut().find(|v| v.version == version) {
+                        v.labels = labels;
+                    }
+                }
+                current.versions.extend(new_version);
+            }
+            ParameterWrite::Delete { region, name, expected_revision } => {
+                let key = (region, name);
+                let current = inner.parameters.get(&key).ok_or(StoreError::NotFound)?;
+                if current.revision != expected_revision {
+                    return Err(StoreError::Conflict);
+                }
+                inner.parameters.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_parameters(&self, query: ParameterQuery) -> StoreResult<Vec<ParameterState>> {
+        let inner = self.lock()?;
+        let prefix = if query.path == "/" { "/".to_string() } else { format!("{}/", query.path) };
+        Ok(inner
+            .parameters
+            .range((query.region.clone(), query.after.clone().unwrap_or_default())..)
+            .take_while(|((region, _), _)| *region == query.region)
+            .filter(|((_, name), p)| {
+                query.after.as_deref() != Some(name.as_str())
+                    && (query.path == "/" || name.starts_with(&prefix))
+                    && (query.recursive || p.parent_path == query.path)
+            })
+            .take(query.limit)
+            .map(|(_, p)| p.clone())
+            .collect())
     }
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
