@@ -195,6 +195,8 @@ pub struct ParameterState {
 }
 
 /// A decided change to one parameter (compare-and-swap on its revision, as for secrets).
+// Built once per request and moved, never stored in bulk: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum ParameterWrite {
     /// Insert a new parameter; [`StoreError::AlreadyExists`] if the name is taken in the region.
