@@ -18,7 +18,7 @@ root="$(cd "$root" && pwd)"
 # The stamp names a hash of everything that decides what gets installed.
 pins="$(cat "$here/setup.sh" "$here/requirements.txt" "$here/package.json" "$here/package-lock.json" | cksum | tr -d ' ')"
 stamp="$root/.installed-$pins"
-ready() { [ -f "$stamp" ] && [ -x "$root/venv/bin/aws" ] && [ -d "$root/node/node_modules/@aws-sdk/client-secrets-manager" ]; }
+ready() { [ -f "$stamp" ] && [ -x "$root/venv/bin/aws" ] && [ -d "$root/node/node_modules/@aws-sdk/client-secrets-manager" ] && [ -d "$root/node/node_modules/@aws-sdk/client-ssm" ]; }
 ready && exit 0
 
 # Concurrent callers (parallel test binaries) wait for each other instead of racing on the same directory.

@@ -44,7 +44,7 @@ impl From<SigV4Error> for ApiError {
 /// Secrets Manager's names for the service's error kinds.
 pub fn secretsmanager_error(e: ServiceError) -> ApiError {
     let (status, code) = match e.kind {
-        ErrorKind::NotFound => (400, "ResourceNotFoundException"),
+        ErrorKind::NotFound | ErrorKind::VersionNotFound => (400, "ResourceNotFoundException"),
         ErrorKind::AlreadyExists => (400, "ResourceExistsException"),
         ErrorKind::InvalidParameter => (400, "InvalidParameterException"),
         ErrorKind::InvalidRequest => (400, "InvalidRequestException"),
@@ -57,6 +57,29 @@ pub fn secretsmanager_error(e: ServiceError) -> ApiError {
         ErrorKind::AccessDenied => (400, "AccessDeniedException"),
         ErrorKind::Unavailable => (503, "ServiceUnavailable"),
         _ => (500, "InternalServiceError"),
+    };
+    ApiError::new(status, code, e.message)
+}
+
+/// Systems Manager's names for the service's error kinds (several without the `Exception` suffix, as in
+/// the service model).
+pub fn ssm_error(e: ServiceError) -> ApiError {
+    let (status, code) = match e.kind {
+        ErrorKind::NotFound => (400, "ParameterNotFound"),
+        ErrorKind::VersionNotFound => (400, "ParameterVersionNotFound"),
+        ErrorKind::AlreadyExists => (400, "ParameterAlreadyExists"),
+        ErrorKind::HierarchyTooDeep => (400, "HierarchyLevelLimitExceededException"),
+        ErrorKind::TooManyVersions => (400, "ParameterMaxVersionLimitExceeded"),
+        ErrorKind::TooManyLabels => (400, "ParameterVersionLabelLimitExceeded"),
+        ErrorKind::PatternMismatch => (400, "ParameterPatternMismatchException"),
+        ErrorKind::InvalidPattern => (400, "InvalidAllowedPatternException"),
+        ErrorKind::InvalidNextToken => (400, "InvalidNextToken"),
+        ErrorKind::InvalidParameter | ErrorKind::InvalidRequest | ErrorKind::Validation => (400, "ValidationException"),
+        ErrorKind::LimitExceeded => (400, "ParameterLimitExceeded"),
+        ErrorKind::DecryptionFailure | ErrorKind::EncryptionFailure => (400, "InvalidKeyId"),
+        ErrorKind::AccessDenied => (400, "AccessDeniedException"),
+        ErrorKind::Unavailable => (503, "ServiceUnavailable"),
+        _ => (500, "InternalServerError"),
     };
     ApiError::new(status, code, e.message)
 }

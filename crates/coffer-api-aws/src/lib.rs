@@ -9,7 +9,9 @@
 
 pub mod auth;
 pub mod error;
+mod json;
 pub mod secretsmanager;
+pub mod ssm;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,6 +71,7 @@ impl RequestIds {
 /// Which JSON 1.1 service a target belongs to.
 enum Target {
     SecretsManager(secretsmanager::Operation),
+    Ssm(ssm::Operation),
 }
 
 impl Target {
@@ -81,6 +84,7 @@ impl Target {
                 secretsmanager::Operation::parse(op).map(Target::SecretsManager),
                 coffer_wire::secretsmanager::SERVICE,
             )),
+            "AmazonSSM" => Ok((ssm::Operation::parse(op).map(Target::Ssm), coffer_wire::ssm::SERVICE)),
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -217,5 +221,6 @@ where
     };
     match operation {
         Target::SecretsManager(op) => secretsmanager::dispatch(&state.service, &ctx, op, &body).await,
+        Target::Ssm(op) => ssm::dispatch(&state.service, &ctx, op, &body).await,
     }
 }

@@ -11,10 +11,9 @@ use coffer_service::secrets::{
 use coffer_service::{RequestContext, Service, ServiceError};
 use coffer_wire::secretsmanager::*;
 use coffer_wire::{epoch_seconds, Sensitive, SensitiveBlob};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::error::{secretsmanager_error, ApiError};
+use crate::json::{parse, to_json as json};
 
 /// Every Secrets Manager operation Coffer serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,19 +67,6 @@ impl Operation {
             _ => return None,
         })
     }
-}
-
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    // An empty body is the empty input structure.
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(ApiError::serialization)
-}
-
-fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(value).map_err(|e| {
-        tracing::error!(error = %e, "serializing a response failed");
-        ApiError::new(500, "InternalServiceError", "An internal error occurred.")
-    })
 }
 
 fn sm<T>(r: Result<T, ServiceError>) -> Result<T, ApiError> {

@@ -179,6 +179,16 @@ fn seed001_boto3() {
 }
 
 #[test]
+fn seed000_parameter_store_aws_cli() {
+    run_script("bash", "seed000_ssm_cli.sh", "seed 000 (Parameter Store): all checks passed");
+}
+
+#[test]
+fn seed004_parameter_store_js_sdk_v3() {
+    run_script("node", "seed004_ssm_js.mjs", "seed 004 (JS SDK v3, SSM): all checks passed");
+}
+
+#[test]
 fn seed001_js_sdk_v3() {
     run_script("node", "seed001_js.mjs", "seed 001 (JS SDK v3): all checks passed");
 }

@@ -38,6 +38,14 @@ pub enum ErrorKind {
     HierarchyTooDeep,
     /// A parameter's version history is full and its oldest version cannot be dropped.
     TooManyVersions,
+    /// The named resource exists but the requested version of it does not.
+    VersionNotFound,
+    /// A version already carries the most labels it may.
+    TooManyLabels,
+    /// A value does not match the resource's AllowedPattern.
+    PatternMismatch,
+    /// An AllowedPattern is not a valid regular expression.
+    InvalidPattern,
 }
 
 /// An error from the service layer: a kind and a caller-facing message.

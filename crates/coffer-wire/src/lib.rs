@@ -7,6 +7,7 @@
 
 pub mod secretsmanager;
 mod sensitive;
+pub mod ssm;
 
 pub use sensitive::{Sensitive, SensitiveBlob};
 

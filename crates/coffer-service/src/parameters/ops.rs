@@ -1,0 +1,558 @@
+//! Parameter Store operations: put, get (with selectors), get by path, history, delete, labels. Every
+//! parameter value is sealed at rest like a secret's; SecureString only changes what a read without
+//! decryption returns (the ciphertext, never the plaintext).
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use coffer_crypto::SecretBytes;
+use coffer_store::{
+    EpochMillis, ParameterQuery, ParameterState, ParameterVersionRecord, ParameterWrite, StoreError, Tag,
+};
+
+use super::labels::{check_label, LabelCheck, MAX_LABELS_PER_VERSION};
+use super::names::{name_from_id, parameter_arn, parse_selector, validate_name, validate_path, Selector};
+use super::version_to_drop;
+use crate::context::RequestContext;
+use crate::error::{ErrorKind, ServiceError, ServiceResult};
+use crate::Service;
+
+const STANDARD_MAX_VALUE: usize = 4096;
+const ADVANCED_MAX_VALUE: usize = 8192;
+const MAX_WRITE_ATTEMPTS: usize = 16;
+const TYPES: [&str; 3] = ["String", "StringList", "SecureString"];
+const DATA_TYPES: [&str; 3] = ["text", "aws:ec2:image", "aws:ssm:integration"];
+const DEFAULT_SSM_KEY: &str = "alias/aws/ssm";
+
+#[derive(Debug, Default)]
+pub struct PutParameterInput {
+    pub name: String,
+    pub value: Option<SecretBytes>,
+    pub parameter_type: Option<String>,
+    pub description: Option<String>,
+    pub key_id: Option<String>,
+    pub overwrite: bool,
+    pub allowed_pattern: Option<String>,
+    pub tags: Vec<Tag>,
+    pub tier: Option<String>,
+    pub policies: Option<String>,
+    pub data_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutParameterOutput {
+    pub version: i64,
+    pub tier: String,
+}
+
+/// One parameter version as a read returns it. `value` is the plaintext, or for a SecureString read
+/// without decryption the base64 ciphertext.
+#[derive(Debug)]
+pub struct ParameterValue {
+    pub name: String,
+    pub arn: String,
+    pub parameter_type: String,
+    pub value: SecretBytes,
+    pub version: i64,
+    pub selector: Option<String>,
+    pub last_modified: EpochMillis,
+    pub data_type: String,
+}
+
+/// One entry of GetParameterHistory.
+#[derive(Debug)]
+pub struct ParameterHistoryEntry {
+    pub name: String,
+    pub record: ParameterVersionRecord,
+    pub value: SecretBytes,
+}
+
+#[derive(Debug)]
+pub struct ParametersPage<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct LabelOutcome {
+    pub invalid_labels: Vec<String>,
+    pub version: i64,
+}
+
+fn value_aad(region: &str, name: &str, version: i64) -> Vec<u8> {
+    format!("coffer parameter value v1\n{region}\n{name}\n{version}").into_bytes()
+}
+
+fn not_found(name: &str) -> ServiceError {
+    ServiceError::not_found(format!("Parameter {name} not found."))
+}
+
+fn parent_path(name: &str) -> String {
+    match name.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => name[..i].to_string(),
+    }
+}
+
+fn encode_token(after: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("coffer-v1:{after}"))
+}
+
+fn decode_token(token: Option<&str>) -> ServiceResult<Option<String>> {
+    let Some(token) = token else { return Ok(None) };
+    let invalid = || ServiceError::new(ErrorKind::InvalidNextToken, "The nextToken is not valid.");
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(raw).map_err(|_| invalid())?;
+    text.strip_prefix("coffer-v1:").map(|s| Some(s.to_string())).ok_or_else(invalid)
+}
+
+fn max_results(n: Option<i64>, max: i64, field: &str) -> ServiceResult<usize> {
+    match n {
+        None => Ok(max as usize),
+        Some(n) if (1..=max).contains(&n) => Ok(n as usize),
+        Some(n) => Err(ServiceError::validation(format!(
+            "1 validation error detected: Value '{n}' at '{field}' failed to satisfy constraint: Member must have value {} {}",
+            if n < 1 { "greater than or equal to" } else { "less than or equal to" },
+            if n < 1 { 1 } else { max }
+        ))),
+    }
+}
+
+impl Service {
+    fn open_parameter(
+        &self,
+        p: &ParameterState,
+        v: &ParameterVersionRecord,
+        decrypt: bool,
+    ) -> ServiceResult<SecretBytes> {
+        if v.parameter_type == "SecureString" && !decrypt {
+            return Ok(SecretBytes::from(STANDARD.encode(&v.envelope)));
+        }
+        self.keyring.open(&v.envelope, &value_aad(&p.region, &p.name, v.version)).map_err(|e| {
+            tracing::error!(error = %e, name = %p.name, version = v.version, "opening a parameter value failed");
+            ServiceError::new(ErrorKind::DecryptionFailure, "The parameter value could not be decrypted.")
+        })
+    }
+
+    pub async fn put_parameter(
+        &self,
+        ctx: &RequestContext,
+        input: PutParameterInput,
+    ) -> ServiceResult<PutParameterOutput> {
+        let name = validate_name(&input.name, &ctx.region, &self.config.account_id)?;
+        let name = name.as_str();
+        let value = input.value.ok_or_else(|| ServiceError::validation("Parameter value must not be empty."))?;
+        if value.is_empty() {
+            return Err(ServiceError::validation("Parameter value must not be empty."));
+        }
+        if let Some(t) = &input.parameter_type {
+            if !TYPES.contains(&t.as_str()) {
+                return Err(ServiceError::validation(format!(
+                    "1 validation error detected: Value '{t}' at 'type' failed to satisfy constraint: Member must satisfy enum value set: [SecureString, StringList, String]"
+                )));
+            }
+        }
+        if let Some(d) = &input.data_type {
+            if !DATA_TYPES.contains(&d.as_str()) {
+                return Err(ServiceError::validation(format!("The following data type is not supported: {d}")));
+            }
+        }
+        if let Some(d) = &input.description {
+            if d.chars().count() > 1024 {
+                return Err(ServiceError::validation("Description must be at most 1024 characters long."));
+            }
+        }
+        let pattern = match &input.allowed_pattern {
+            Some(p) if p.len() > 1024 => {
+                return Err(ServiceError::new(ErrorKind::InvalidPattern, "The allowed pattern is too long."))
+            }
+            Some(p) => Some(regex::Regex::new(p).map_err(|_| {
+                ServiceError::new(
+                    ErrorKind::InvalidPattern,
+                    format!("The allowed pattern {p} is not a valid regular expression."),
+                )
+            })?),
+            None => None,
+        };
+        crate::secrets::validate::tags(&input.tags)?;
+        let now = self.clock.now_millis();
+        let mut rng = rand::rngs::OsRng;
+
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let existing = self.store.load_parameter(&ctx.region, name).await?;
+            let latest = existing.as_ref().and_then(|p| p.versions.last());
+            if existing.is_some() && !input.overwrite {
+                return Err(ServiceError::already_exists(
+                    "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.",
+                ));
+            }
+            if existing.is_some() && !input.tags.is_empty() {
+                return Err(ServiceError::validation(
+                    "Invalid request: tags and overwrite can't be used together. To create a parameter with tags, please remove overwrite flag. To update tags for an existing parameter, please use AddTagsToResource or RemoveTagsFromResource.",
+                ));
+            }
+            let parameter_type = match (&input.parameter_type, latest) {
+                (Some(t), _) => t.clone(),
+                (None, Some(l)) => l.parameter_type.clone(),
+                (None, None) => {
+                    return Err(ServiceError::validation("A parameter type is required when you create a parameter."))
+                }
+            };
+            // What a new version does not say, it keeps from the latest one.
+            let keep =
+                |new: &Option<String>, old: Option<&Option<String>>| new.clone().or_else(|| old.cloned().flatten());
+            let key_id = keep(&input.key_id, latest.map(|l| &l.key_id));
+            let key_id = match parameter_type.as_str() {
+                "SecureString" => Some(key_id.unwrap_or_else(|| DEFAULT_SSM_KEY.to_string())),
+                _ if input.key_id.is_some() => {
+                    return Err(ServiceError::validation("KeyId is required for SecureString type parameter only."))
+                }
+                _ => None,
+            };
+            let allowed_pattern = keep(&input.allowed_pattern, latest.map(|l| &l.allowed_pattern));
+            let check_against = match (&pattern, &allowed_pattern) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(p)) => regex::Regex::new(p).ok(),
+                (None, None) => None,
+            };
+            if let Some(re) = check_against {
+                let text = value.expose_str().map_err(|_| ServiceError::validation("Parameter value must be text."))?;
+                if !re.is_match(text) {
+                    return Err(ServiceError::new(
+                        ErrorKind::PatternMismatch,
+                        format!(
+                            "Parameter value, cannot be validated against allowedPattern: {}",
+                            allowed_pattern.clone().unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+            let previous_tier = latest.map(|l| l.tier.clone());
+            let tier = match (input.tier.as_deref(), previous_tier.as_deref()) {
+                (Some("Standard"), Some("Advanced")) => {
+                    return Err(ServiceError::validation(
+                        "This parameter uses the advanced-parameter tier. You can't downgrade a parameter from the advanced-parameter tier to the standard-parameter tier.",
+                    ))
+                }
+                (Some(t @ ("Standard" | "Advanced")), _) => t.to_string(),
+                (Some("Intelligent-Tiering"), _) | (None, None) | (None, Some("Standard")) if value.len() <= STANDARD_MAX_VALUE => {
+                    "Standard".to_string()
+                }
+                (Some("Intelligent-Tiering"), _) => "Advanced".to_string(),
+                (None, Some(t)) => t.to_string(),
+                (None, None) => "Standard".to_string(),
+                (Some(other), _) => {
+                    return Err(ServiceError::validation(format!(
+                        "1 validation error detected: Value '{other}' at 'tier' failed to satisfy constraint: Member must satisfy enum value set: [Advanced, Intelligent-Tiering, Standard]"
+                    )))
+                }
+            };
+            let limit = if tier == "Advanced" { ADVANCED_MAX_VALUE } else { STANDARD_MAX_VALUE };
+            if value.len() > limit {
+                return Err(ServiceError::validation(format!(
+                    "{tier} tier parameters support a maximum parameter value of {limit} characters. To create a larger parameter value, upgrade the parameter to use the advanced-parameter tier."
+                )));
+            }
+            if input.policies.is_some() && tier != "Advanced" {
+                return Err(ServiceError::validation(
+                    "Parameter policies are supported only for the advanced-parameter tier.",
+                ));
+            }
+            let version = latest.map(|l| l.version + 1).unwrap_or(1);
+            let envelope =
+                self.keyring.seal(&mut rng, value.expose(), &value_aad(&ctx.region, name, version)).map_err(|_| {
+                    ServiceError::new(ErrorKind::EncryptionFailure, "The parameter value could not be encrypted.")
+                })?;
+            let record = ParameterVersionRecord {
+                version,
+                parameter_type,
+                envelope,
+                description: keep(&input.description, latest.map(|l| &l.description)),
+                key_id,
+                allowed_pattern,
+                tier: tier.clone(),
+                data_type: input
+                    .data_type
+                    .clone()
+                    .or_else(|| latest.map(|l| l.data_type.clone()))
+                    .unwrap_or_else(|| "text".into()),
+                policies: keep(&input.policies, latest.map(|l| &l.policies)),
+                labels: vec![],
+                last_modified: now,
+                last_modified_user: ctx.principal.arn.clone(),
+            };
+            let write = match &existing {
+                None => ParameterWrite::Create(ParameterState {
+                    region: ctx.region.clone(),
+                    name: name.to_string(),
+                    parent_path: parent_path(name),
+                    tags: input.tags.clone(),
+                    revision: 1,
+                    versions: vec![record],
+                }),
+                Some(p) => {
+                    let history: Vec<(i64, usize)> = p.versions.iter().map(|v| (v.version, v.labels.len())).collect();
+                    ParameterWrite::Update {
+                        expected_revision: p.revision,
+                        region: p.region.clone(),
+                        name: p.name.clone(),
+                        revision: p.revision + 1,
+                        tags: p.tags.clone(),
+                        new_version: Some(record),
+                        label_updates: vec![],
+                        dropped_versions: version_to_drop(name, &history)?.into_iter().collect(),
+                    }
+                }
+            };
+            match self.store.write_parameter(write).await {
+                Ok(()) => return Ok(PutParameterOutput { version, tier }),
+                // Another writer got there first: decide again from what it wrote.
+                Err(StoreError::Conflict | StoreError::AlreadyExists | StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::new(
+            ErrorKind::Unavailable,
+            "The parameter is being modified concurrently; retry the request.",
+        ))
+    }
+
+    fn select<'a>(p: &'a ParameterState, selector: &Selector, id: &str) -> ServiceResult<&'a ParameterVersionRecord> {
+        match selector {
+            Selector::Latest => p.versions.last().ok_or_else(|| not_found(id)),
+            Selector::Version(v) => p.versions.iter().find(|r| r.version == *v).ok_or_else(|| {
+                ServiceError::new(
+                    ErrorKind::VersionNotFound,
+                    format!(
+                        "Systems Manager could not find version {v} of {}. Verify the version and try again.",
+                        p.name
+                    ),
+                )
+            }),
+            Selector::Label(l) => p.versions.iter().find(|r| r.labels.contains(l)).ok_or_else(|| not_found(id)),
+        }
+    }
+
+    fn parameter_value(
+        &self,
+        p: &ParameterState,
+        v: &ParameterVersionRecord,
+        selector: &Selector,
+        decrypt: bool,
+    ) -> ServiceResult<ParameterValue> {
+        Ok(ParameterValue {
+            name: p.name.clone(),
+            arn: parameter_arn(&p.region, &self.config.account_id, &p.name),
+            parameter_type: v.parameter_type.clone(),
+            value: self.open_parameter(p, v, decrypt)?,
+            version: v.version,
+            selector: selector.as_response(),
+            last_modified: v.last_modified,
+            data_type: v.data_type.clone(),
+        })
+    }
+
+    pub async fn get_parameter(&self, ctx: &RequestContext, id: &str, decrypt: bool) -> ServiceResult<ParameterValue> {
+        let (name, selector) = parse_selector(id)?;
+        let p = self.store.load_parameter(&ctx.region, &name).await?.ok_or_else(|| not_found(id))?;
+        let v = Self::select(&p, &selector, id)?;
+        self.parameter_value(&p, v, &selector, decrypt)
+    }
+
+    /// GetParameters: found values sorted by name, and the ids that matched nothing.
+    pub async fn get_parameters(
+        &self,
+        ctx: &RequestContext,
+        ids: &[String],
+        decrypt: bool,
+    ) -> ServiceResult<(Vec<ParameterValue>, Vec<String>)> {
+        if ids.is_empty() || ids.len() > 10 {
+            return Err(ServiceError::validation("GetParameters accepts between 1 and 10 names."));
+        }
+        let mut unique: Vec<&String> = Vec::new();
+        for id in ids {
+            if !unique.contains(&id) {
+                unique.push(id);
+            }
+        }
+        let (mut found, mut invalid) = (Vec::new(), Vec::new());
+        for id in unique {
+            match self.get_parameter(ctx, id, decrypt).await {
+                Ok(v) => found.push(v),
+                Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::VersionNotFound) => {
+                    invalid.push(id.clone())
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((found, invalid))
+    }
+
+    pub async fn get_parameters_by_path(
+        &self,
+        ctx: &RequestContext,
+        path: &str,
+        recursive: bool,
+        decrypt: bool,
+        max: Option<i64>,
+        next_token: Option<&str>,
+    ) -> ServiceResult<ParametersPage<ParameterValue>> {
+        let path = validate_path(path)?;
+        let limit = max_results(max, 10, "maxResults")?;
+        let after = decode_token(next_token)?;
+        let page = self
+            .store
+            .list_parameters(ParameterQuery { region: ctx.region.clone(), path, recursive, after, limit: limit + 1 })
+            .await?;
+        let more = page.len() > limit;
+        let mut items = Vec::with_capacity(limit);
+        for p in page.iter().take(limit) {
+            if let Some(v) = p.versions.last() {
+                items.push(self.parameter_value(p, v, &Selector::Latest, decrypt)?);
+            }
+        }
+        let next_token = if more { page.get(limit - 1).map(|p| encode_token(&p.name)) } else { None };
+        Ok(ParametersPage { items, next_token })
+    }
+
+    pub async fn get_parameter_history(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        decrypt: bool,
+        max: Option<i64>,
+        next_token: Option<&str>,
+    ) -> ServiceResult<ParametersPage<ParameterHistoryEntry>> {
+        let name = name_from_id(id);
+        let limit = max_results(max, 50, "maxResults")?;
+        let offset: usize = match decode_token(next_token)? {
+            Some(n) => {
+                n.parse().map_err(|_| ServiceError::new(ErrorKind::InvalidNextToken, "The nextToken is not valid."))?
+            }
+            None => 0,
+        };
+        let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+        let mut items = Vec::new();
+        for v in p.versions.iter().skip(offset).take(limit) {
+            items.push(ParameterHistoryEntry {
+                name: p.name.clone(),
+                record: v.clone(),
+                value: self.open_parameter(&p, v, decrypt)?,
+            });
+        }
+        let next = offset + items.len();
+        let next_token = (next < p.versions.len()).then(|| encode_token(&next.to_string()));
+        Ok(ParametersPage { items, next_token })
+    }
+
+    pub async fn delete_parameter(&self, ctx: &RequestContext, id: &str) -> ServiceResult<()> {
+        let name = name_from_id(id);
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+            let write = ParameterWrite::Delete {
+                region: p.region.clone(),
+                name: p.name.clone(),
+                expected_revision: p.revision,
+            };
+            match self.store.write_parameter(write).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(not_found(name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::new(
+            ErrorKind::Unavailable,
+            "The parameter is being modified concurrently; retry the request.",
+        ))
+    }
+
+    /// DeleteParameters: (deleted, not found).
+    pub async fn delete_parameters(
+        &self,
+        ctx: &RequestContext,
+        ids: &[String],
+    ) -> ServiceResult<(Vec<String>, Vec<String>)> {
+        if ids.is_empty() || ids.len() > 10 {
+            return Err(ServiceError::validation("DeleteParameters accepts between 1 and 10 names."));
+        }
+        let (mut deleted, mut invalid) = (Vec::new(), Vec::new());
+        for id in ids {
+            match self.delete_parameter(ctx, id).await {
+                Ok(()) => deleted.push(id.clone()),
+                Err(e) if e.kind == ErrorKind::NotFound => invalid.push(id.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((deleted, invalid))
+    }
+
+    /// LabelParameterVersion: attaches labels to a version (the latest by default), moving them from
+    /// other versions; invalid labels are reported, not raised.
+    pub async fn label_parameter_version(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        version: Option<i64>,
+        labels: &[String],
+    ) -> ServiceResult<LabelOutcome> {
+        if labels.is_empty() || labels.len() > 10 {
+            return Err(ServiceError::validation("Labels must contain between 1 and 10 labels."));
+        }
+        let name = name_from_id(id);
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+            let target = match version {
+                Some(v) => Self::select(&p, &Selector::Version(v), name)?.version,
+                None => p.versions.last().map(|v| v.version).ok_or_else(|| not_found(name))?,
+            };
+            let (valid, invalid): (Vec<&String>, Vec<&String>) =
+                labels.iter().partition(|l| check_label(l) == LabelCheck::Valid);
+            let mut updates: Vec<(i64, Vec<String>)> = Vec::new();
+            for v in &p.versions {
+                let mut new_labels: Vec<String> =
+                    v.labels.iter().filter(|l| v.version == target || !valid.contains(l)).cloned().collect();
+                if v.version == target {
+                    for l in &valid {
+                        if !new_labels.contains(l) {
+                            new_labels.push((*l).clone());
+                        }
+                    }
+                    if new_labels.len() > MAX_LABELS_PER_VERSION {
+                        return Err(ServiceError::new(
+                            ErrorKind::TooManyLabels,
+                            format!("A parameter version can have maximum {MAX_LABELS_PER_VERSION} labels. Move one or more labels to another version and try again."),
+                        ));
+                    }
+                }
+                if new_labels != v.labels {
+                    updates.push((v.version, new_labels));
+                }
+            }
+            let outcome = LabelOutcome { invalid_labels: invalid.into_iter().cloned().collect(), version: target };
+            if updates.is_empty() {
+                return Ok(outcome);
+            }
+            let write = ParameterWrite::Update {
+                expected_revision: p.revision,
+                region: p.region.clone(),
+                name: p.name.clone(),
+                revision: p.revision + 1,
+                tags: p.tags.clone(),
+                new_version: None,
+                label_updates: updates,
+                dropped_versions: vec![],
+            };
+            match self.store.write_parameter(write).await {
+                Ok(()) => return Ok(outcome),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(not_found(name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::new(
+            ErrorKind::Unavailable,
+            "The parameter is being modified concurrently; retry the request.",
+        ))
+    }
+}
