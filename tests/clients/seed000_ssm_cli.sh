@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Seed 000 (Amplify secrets on SSM Parameter Store): its Parameter Store commands, and its
 # validate_secrets and restore_parameter_from_history functions copied unchanged, run against Coffer.
-# (describe-parameters is not served yet; the seed's single describe-parameters call is left out.)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -151,5 +150,43 @@ out=$(aws ssm delete-parameters --region us-west-1 --names /amplify/app1/dev/P1 
 expect_eq "$out" "/amplify/app1/dev/P1" "deleted"
 expect_error HierarchyLevelLimitExceededException aws ssm put-parameter --region us-west-1 --name "/$(printf 'l/%.0s' {1..15})x" --value v --type String
 expect_error ValidationException aws ssm put-parameter --region us-west-1 --name /aws/reserved --value v --type String
+
+step "troubleshooting: describe-parameters with BeginsWith (the seed's command), and more filters"
+names=$(aws ssm describe-parameters --region us-west-1 \
+  --parameter-filters "Key=Name,Option=BeginsWith,Values=/amplify/" --query 'Parameters[].Name' --output text | wc -w)
+expect_eq "$names" "12" "BeginsWith /amplify/"
+expect_eq "$(aws ssm describe-parameters --region us-west-1 --parameter-filters "Key=Type,Values=SecureString" \
+  --query 'Parameters[].Name' --output text | wc -w)" "5" "Type filter (the restore above made NEW_CONFIG_VALUE a SecureString)"
+expect_eq "$(aws ssm describe-parameters --region us-west-1 --parameter-filters "Key=tag:Service,Values=RealTechee" \
+  --query 'Parameters[].[Name,Description,KeyId]' --output text)" $'/amplify/NEW_SECRET_KEY\tDescription of the secret purpose\talias/aws/ssm' "tag filter"
+expect_eq "$(aws ssm describe-parameters --region us-west-1 --parameter-filters "Key=Path,Option=OneLevel,Values=/amplify/app1/dev" \
+  --query 'Parameters[].Name' --output text | wc -w)" "4" "Path filter"
+expect_error InvalidFilterOption aws ssm describe-parameters --region us-west-1 --parameter-filters "Key=Type,Option=Contains,Values=String"
+expect_error InvalidFilterKey aws ssm get-parameters-by-path --region us-west-1 --path /amplify --parameter-filters "Key=Name,Values=x"
+expect_eq "$(aws ssm get-parameters-by-path --region us-west-1 --path /amplify --parameter-filters "Key=Type,Values=String" \
+  --query 'Parameters[].Name' --output text | wc -w)" "3" "by-path Type filter"
+
+step "tags and unlabel"
+aws ssm add-tags-to-resource --region us-west-1 --resource-type Parameter --resource-id /amplify/FROM_EMAIL --tags Key=Owner,Value=ops
+expect_eq "$(aws ssm list-tags-for-resource --region us-west-1 --resource-type Parameter --resource-id /amplify/FROM_EMAIL \
+  --query 'TagList[].[Key,Value]' --output text)" $'Owner\tops' "tags"
+aws ssm remove-tags-from-resource --region us-west-1 --resource-type Parameter --resource-id /amplify/FROM_EMAIL --tag-keys Owner
+expect_eq "$(aws ssm list-tags-for-resource --region us-west-1 --resource-type Parameter --resource-id /amplify/FROM_EMAIL \
+  --query 'length(TagList)')" "0" "tag removed"
+expect_error InvalidResourceId aws ssm list-tags-for-resource --region us-west-1 --resource-type Parameter --resource-id /amplify/NOPE
+out=$(aws ssm unlabel-parameter-version --region us-west-1 --name /amplify/TWILIO_AUTH_TOKEN --parameter-version 1 --labels prod nope \
+  --query '[RemovedLabels,InvalidLabels]' --output text)
+expect_eq "$out" $'prod\nnope' "unlabel"
+expect_error ParameterNotFound aws ssm get-parameter --region us-west-1 --name /amplify/TWILIO_AUTH_TOKEN:prod
+
+step "a Secrets Manager secret through /aws/reference/secretsmanager/"
+aws secretsmanager create-secret --region us-west-1 --name prod/db --secret-string '{"password":"ref-pw"}' >/dev/null
+expect_eq "$(aws ssm get-parameter --region us-west-1 --name /aws/reference/secretsmanager/prod/db --with-decryption \
+  --query 'Parameter.[Value,Type]' --output text)" $'{"password":"ref-pw"}\tSecureString' "reference value"
+source_name=$(aws ssm get-parameter --region us-west-1 --name /aws/reference/secretsmanager/prod/db --with-decryption \
+  --query 'Parameter.SourceResult' --output text | python3 -c 'import json,sys; print(json.load(sys.stdin)["Name"])')
+expect_eq "$source_name" "prod/db" "SourceResult is the DescribeSecret document"
+expect_error ValidationException aws ssm get-parameter --region us-west-1 --name /aws/reference/secretsmanager/prod/db
+expect_error ParameterNotFound aws ssm get-parameter --region us-west-1 --name /aws/reference/secretsmanager/prod/none --with-decryption
 
 echo "seed 000 (Parameter Store): all checks passed"

@@ -148,6 +148,12 @@ fn description_out(d: domain::SecretDescription, for_list: bool) -> SecretDescri
     }
 }
 
+/// A secret's DescribeSecret document as JSON text (Parameter Store's `SourceResult`).
+pub fn describe_json(d: domain::SecretDescription) -> Result<String, ApiError> {
+    let bytes = json(&description_out(d, false))?;
+    String::from_utf8(bytes).map_err(|_| ApiError::new(500, "InternalServiceError", "An internal error occurred."))
+}
+
 /// Runs one Secrets Manager operation and returns the JSON response body.
 pub async fn dispatch(
     service: &Service,

@@ -46,6 +46,12 @@ pub enum ErrorKind {
     PatternMismatch,
     /// An AllowedPattern is not a valid regular expression.
     InvalidPattern,
+    /// A listing filter names a key the operation does not filter on.
+    InvalidFilterKey,
+    /// A listing filter uses an option its key does not support.
+    InvalidFilterOption,
+    /// A listing filter's values are missing or malformed.
+    InvalidFilterValue,
 }
 
 /// An error from the service layer: a kind and a caller-facing message.

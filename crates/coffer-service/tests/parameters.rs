@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use coffer_crypto::{Keyring, MasterKey, SecretBytes};
-use coffer_service::parameters::ops::PutParameterInput;
+use coffer_service::parameters::ops::{ByPathInput, PutParameterInput};
 use coffer_service::{ActorSource, ErrorKind, ManualClock, Principal, RequestContext, Service, ServiceConfig};
 use coffer_store::{MemoryStore, Store};
 
@@ -160,12 +160,38 @@ async fn by_path_pages_walk_the_hierarchy() {
     }
     s.put_parameter(&ctx(), put("/app/top", "v", Some("String"), false)).await.unwrap();
     s.put_parameter(&ctx(), put("/apple", "v", Some("String"), false)).await.unwrap();
-    let one_level = s.get_parameters_by_path(&ctx(), "/app", false, true, None, None).await.unwrap();
+    let one_level = s
+        .get_parameters_by_path(
+            &ctx(),
+            ByPathInput {
+                path: "/app",
+                recursive: false,
+                filters: &[],
+                decrypt: true,
+                max_results: None,
+                next_token: None,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(one_level.items.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["/app/top"]);
     let mut seen = Vec::new();
     let mut token = None;
     loop {
-        let page = s.get_parameters_by_path(&ctx(), "/app/", true, true, Some(10), token.as_deref()).await.unwrap();
+        let page = s
+            .get_parameters_by_path(
+                &ctx(),
+                ByPathInput {
+                    path: "/app/",
+                    recursive: true,
+                    filters: &[],
+                    decrypt: true,
+                    max_results: Some(10),
+                    next_token: token.as_deref(),
+                },
+            )
+            .await
+            .unwrap();
         assert!(page.items.len() <= 10);
         seen.extend(page.items.into_iter().map(|p| p.name));
         match page.next_token {
@@ -175,9 +201,35 @@ async fn by_path_pages_walk_the_hierarchy() {
     }
     assert_eq!(seen.len(), 26);
     assert!(!seen.contains(&"/apple".to_string()));
-    let bad = s.get_parameters_by_path(&ctx(), "/app", true, true, Some(11), None).await.unwrap_err();
+    let bad = s
+        .get_parameters_by_path(
+            &ctx(),
+            ByPathInput {
+                path: "/app",
+                recursive: true,
+                filters: &[],
+                decrypt: true,
+                max_results: Some(11),
+                next_token: None,
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(bad.kind, ErrorKind::Validation);
-    let bad = s.get_parameters_by_path(&ctx(), "/app", true, true, None, Some("forged")).await.unwrap_err();
+    let bad = s
+        .get_parameters_by_path(
+            &ctx(),
+            ByPathInput {
+                path: "/app",
+                recursive: true,
+                filters: &[],
+                decrypt: true,
+                max_results: None,
+                next_token: Some("forged"),
+            },
+        )
+        .await
+        .unwrap_err();
     assert_eq!(bad.kind, ErrorKind::InvalidNextToken);
 }
 

@@ -58,6 +58,8 @@ pub struct Parameter {
     pub version: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_result: Option<String>,
     pub last_modified_date: f64,
     #[serde(rename = "ARN")]
     pub arn: String,
@@ -194,4 +196,100 @@ pub struct LabelParameterVersionRequest {
 pub struct LabelParameterVersionResponse {
     pub invalid_labels: Vec<String>,
     pub parameter_version: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UnlabelParameterVersionRequest {
+    pub name: String,
+    pub parameter_version: i64,
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UnlabelParameterVersionResponse {
+    pub removed_labels: Vec<String>,
+    pub invalid_labels: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, Clone)]
+#[serde(rename_all = "PascalCase")]
+pub struct ParametersFilter {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeParametersRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filters: Option<Vec<ParametersFilter>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter_filters: Option<Vec<ParameterStringFilter>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ParameterMetadata {
+    pub name: String,
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    #[serde(rename = "Type")]
+    pub parameter_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    pub last_modified_date: f64,
+    pub last_modified_user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_pattern: Option<String>,
+    pub version: i64,
+    pub tier: String,
+    pub policies: Vec<serde_json::Value>,
+    pub data_type: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DescribeParametersResponse {
+    pub parameters: Vec<ParameterMetadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AddTagsToResourceRequest {
+    pub resource_type: String,
+    pub resource_id: String,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoveTagsFromResourceRequest {
+    pub resource_type: String,
+    pub resource_id: String,
+    pub tag_keys: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceRequest {
+    pub resource_type: String,
+    pub resource_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListTagsForResourceResponse {
+    pub tag_list: Vec<Tag>,
 }

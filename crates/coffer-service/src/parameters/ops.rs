@@ -72,6 +72,17 @@ pub struct ParametersPage<T> {
     pub next_token: Option<String>,
 }
 
+/// GetParametersByPath's input.
+#[derive(Debug, Clone, Copy)]
+pub struct ByPathInput<'a> {
+    pub path: &'a str,
+    pub recursive: bool,
+    pub filters: &'a [ParameterFilter],
+    pub decrypt: bool,
+    pub max_results: Option<i64>,
+    pub next_token: Option<&'a str>,
+}
+
 #[derive(Debug, Default)]
 pub struct LabelOutcome {
     pub invalid_labels: Vec<String>,
@@ -391,12 +402,10 @@ impl Service {
     pub async fn get_parameters_by_path(
         &self,
         ctx: &RequestContext,
-        path: &str,
-        recursive: bool,
-        decrypt: bool,
-        max: Option<i64>,
-        next_token: Option<&str>,
+        input: ByPathInput<'_>,
     ) -> ServiceResult<ParametersPage<ParameterValue>> {
+        let ByPathInput { path, recursive, filters, decrypt, max_results: max, next_token } = input;
+        validate_filters(filters, true)?;
         let path = validate_path(path)?;
         let limit = max_results(max, 10, "maxResults")?;
         let after = decode_token(next_token)?;
@@ -406,7 +415,8 @@ impl Service {
             .await?;
         let more = page.len() > limit;
         let mut items = Vec::with_capacity(limit);
-        for p in page.iter().take(limit) {
+        // As in SSM, filters apply within the page: a page may come back short with a NextToken.
+        for p in page.iter().take(limit).filter(|p| Self::parameter_passes(filters, p)) {
             if let Some(v) = p.versions.last() {
                 items.push(self.parameter_value(p, v, &Selector::Latest, decrypt)?);
             }
@@ -545,6 +555,255 @@ impl Service {
             };
             match self.store.write_parameter(write).await {
                 Ok(()) => return Ok(outcome),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(not_found(name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::new(
+            ErrorKind::Unavailable,
+            "The parameter is being modified concurrently; retry the request.",
+        ))
+    }
+}
+
+/// DescribeParameters filters, validated.
+#[derive(Debug, Clone)]
+pub struct ParameterFilter {
+    pub key: String,
+    pub option: Option<String>,
+    pub values: Vec<String>,
+}
+
+/// DescribeParameters: one parameter's latest metadata.
+#[derive(Debug)]
+pub struct ParameterMetadata {
+    pub name: String,
+    pub arn: String,
+    pub tags: Vec<Tag>,
+    pub latest: ParameterVersionRecord,
+}
+
+fn filter_error(kind: ErrorKind, message: String) -> ServiceError {
+    ServiceError::new(kind, message)
+}
+
+fn matches_filter(f: &ParameterFilter, p: &ParameterState, v: &ParameterVersionRecord) -> bool {
+    let option = f.option.as_deref().unwrap_or("Equals");
+    let test = |actual: &str| {
+        f.values.iter().any(|want| match option {
+            "BeginsWith" => actual.starts_with(want.as_str()),
+            "Contains" => actual.contains(want.as_str()),
+            _ => actual == want,
+        })
+    };
+    match f.key.as_str() {
+        "Name" => {
+            // Names match with or without their leading slash, as in SSM.
+            let bare = p.name.trim_start_matches('/');
+            f.values.iter().any(|want| {
+                let want_bare = want.trim_start_matches('/');
+                match option {
+                    "BeginsWith" => bare.starts_with(want_bare),
+                    "Contains" => p.name.contains(want.as_str()),
+                    _ => bare == want_bare,
+                }
+            })
+        }
+        "Type" => test(&v.parameter_type),
+        "KeyId" => v.key_id.as_deref().is_some_and(test),
+        "Tier" => test(&v.tier),
+        "DataType" => test(&v.data_type),
+        "Label" => p.versions.iter().any(|x| x.labels.iter().any(|l| f.values.contains(l))),
+        "Path" => f.values.iter().any(|path| {
+            let path = path.trim_end_matches('/');
+            let path = if path.is_empty() { "/" } else { path };
+            match option {
+                "Recursive" => path == "/" || p.name.starts_with(&format!("{path}/")),
+                _ => p.parent_path == path,
+            }
+        }),
+        key => match key.strip_prefix("tag:") {
+            Some(tag_key) => p.tags.iter().any(|t| t.key == tag_key && (f.values.is_empty() || test(&t.value))),
+            None => false,
+        },
+    }
+}
+
+/// Checks DescribeParameters / GetParametersByPath filters against the keys and options SSM allows.
+pub fn validate_filters(filters: &[ParameterFilter], by_path: bool) -> ServiceResult<()> {
+    for f in filters {
+        let allowed_keys: &[&str] = if by_path {
+            &["Type", "KeyId", "Label"]
+        } else {
+            &["Name", "Type", "KeyId", "Path", "Tier", "DataType", "Label"]
+        };
+        let is_tag = f.key.starts_with("tag:") && !by_path;
+        if !is_tag && !allowed_keys.contains(&f.key.as_str()) {
+            return Err(filter_error(
+                ErrorKind::InvalidFilterKey,
+                format!(
+                    "The following filter key is not valid: {}. Valid filter keys include: [{}].",
+                    f.key,
+                    allowed_keys.join(", ")
+                ),
+            ));
+        }
+        let allowed_options: &[&str] = match f.key.as_str() {
+            "Name" => &["Equals", "BeginsWith", "Contains"],
+            "Path" => &["Recursive", "OneLevel"],
+            "Label" => &["Equals"],
+            _ => &["Equals", "BeginsWith"],
+        };
+        if let Some(o) = &f.option {
+            if !allowed_options.contains(&o.as_str()) {
+                return Err(filter_error(
+                    ErrorKind::InvalidFilterOption,
+                    format!(
+                        "The following filter option is not valid: {o}. Valid options include: [{}].",
+                        allowed_options.join(", ")
+                    ),
+                ));
+            }
+        }
+        if f.values.is_empty() && !is_tag {
+            return Err(filter_error(
+                ErrorKind::InvalidFilterValue,
+                format!("The following filter values are missing : null for filter key {}.", f.key),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Service {
+    /// DescribeParameters: metadata of the parameters matching every filter, by name, paged.
+    pub async fn describe_parameters(
+        &self,
+        ctx: &RequestContext,
+        filters: &[ParameterFilter],
+        max: Option<i64>,
+        next_token: Option<&str>,
+    ) -> ServiceResult<ParametersPage<ParameterMetadata>> {
+        validate_filters(filters, false)?;
+        let limit = max_results(max, 50, "maxResults")?;
+        let mut after = decode_token(next_token)?;
+        let mut items = Vec::new();
+        loop {
+            let chunk = self
+                .store
+                .list_parameters(ParameterQuery {
+                    region: ctx.region.clone(),
+                    path: "/".into(),
+                    recursive: true,
+                    after: after.clone(),
+                    limit: 200,
+                })
+                .await?;
+            let exhausted = chunk.len() < 200;
+            for p in chunk {
+                after = Some(p.name.clone());
+                let Some(latest) = p.versions.last() else { continue };
+                if filters.iter().all(|f| matches_filter(f, &p, latest)) {
+                    items.push(ParameterMetadata {
+                        arn: parameter_arn(&p.region, &self.config.account_id, &p.name),
+                        name: p.name.clone(),
+                        tags: p.tags.clone(),
+                        latest: latest.clone(),
+                    });
+                    if items.len() == limit {
+                        return Ok(ParametersPage { items, next_token: after.as_deref().map(encode_token) });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(ParametersPage { items, next_token: None });
+            }
+        }
+    }
+
+    /// GetParametersByPath filters (Type, KeyId, Label) applied to a page.
+    pub fn parameter_passes(filters: &[ParameterFilter], p: &ParameterState) -> bool {
+        p.versions.last().is_some_and(|v| filters.iter().all(|f| matches_filter(f, p, v)))
+    }
+
+    /// UnlabelParameterVersion: (removed, invalid) labels.
+    pub async fn unlabel_parameter_version(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        version: i64,
+        labels: &[String],
+    ) -> ServiceResult<(Vec<String>, Vec<String>)> {
+        if labels.is_empty() || labels.len() > 10 {
+            return Err(ServiceError::validation("Labels must contain between 1 and 10 labels."));
+        }
+        let name = name_from_id(id);
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+            let v = Self::select(&p, &Selector::Version(version), name)?;
+            let (removed, invalid): (Vec<String>, Vec<String>) =
+                labels.iter().cloned().partition(|l| v.labels.contains(l));
+            if removed.is_empty() {
+                return Ok((removed, invalid));
+            }
+            let kept: Vec<String> = v.labels.iter().filter(|l| !removed.contains(l)).cloned().collect();
+            let write = ParameterWrite::Update {
+                expected_revision: p.revision,
+                region: p.region.clone(),
+                name: p.name.clone(),
+                revision: p.revision + 1,
+                tags: p.tags.clone(),
+                new_version: None,
+                label_updates: vec![(version, kept)],
+                dropped_versions: vec![],
+            };
+            match self.store.write_parameter(write).await {
+                Ok(()) => return Ok((removed, invalid)),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(not_found(name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::new(
+            ErrorKind::Unavailable,
+            "The parameter is being modified concurrently; retry the request.",
+        ))
+    }
+
+    /// Adds or overwrites tags (`add`), or removes tag keys (`remove`); returns the resulting tags.
+    pub async fn change_parameter_tags(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        add: &[Tag],
+        remove: &[String],
+    ) -> ServiceResult<Vec<Tag>> {
+        crate::secrets::validate::tags(add)?;
+        let name = name_from_id(id);
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+            let mut tags = p.tags.clone();
+            crate::secrets::validate::merge_tags(&mut tags, add);
+            tags.retain(|t| !remove.contains(&t.key));
+            if tags.len() > 50 {
+                return Err(ServiceError::new(ErrorKind::LimitExceeded, "A resource can have at most 50 tags."));
+            }
+            if tags == p.tags {
+                return Ok(tags);
+            }
+            let write = ParameterWrite::Update {
+                expected_revision: p.revision,
+                region: p.region.clone(),
+                name: p.name.clone(),
+                revision: p.revision + 1,
+                tags: tags.clone(),
+                new_version: None,
+                label_updates: vec![],
+                dropped_versions: vec![],
+            };
+            match self.store.write_parameter(write).await {
+                Ok(()) => return Ok(tags),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(name)),
                 Err(e) => return Err(e.into()),
