@@ -2,6 +2,7 @@
 //! binary. The client talks to a server over the same SigV4-signed AWS protocol the AWS tools use.
 
 mod output;
+mod param;
 mod secret;
 mod server;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Create, read and manage secrets
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Create, read and manage Parameter Store parameters
+    #[command(subcommand)]
+    Param(param::ParamCommand),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => server::run(args).await,
             Command::Secret(cmd) => secret::run(cmd).await,
+            Command::Param(cmd) => param::run(cmd).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
                 Ok(ExitCode::SUCCESS)
@@ -76,5 +81,17 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clap checks a command tree only when a command is parsed; this checks every subcommand at once
+    /// (duplicate flags, bad defaults), so a broken one fails here and not in a user's hands.
+    #[test]
+    fn command_tree_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }

@@ -29,7 +29,7 @@ pub struct ValueSource {
 }
 
 impl ValueSource {
-    fn read(self) -> anyhow::Result<Option<Sensitive>> {
+    pub(crate) fn read(self) -> anyhow::Result<Option<Sensitive>> {
         let text = if let Some(v) = self.value {
             v
         } else if let Some(path) = self.value_file {
@@ -49,10 +49,10 @@ impl ValueSource {
 pub struct OutputArgs {
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Json)]
-    output: Format,
+    pub(crate) output: Format,
     /// Print only this field of the response (dotted path), like aws --query
     #[arg(long)]
-    query: Option<String>,
+    pub(crate) query: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -160,18 +160,23 @@ pub enum SecretCommand {
     },
 }
 
-fn parse_tag(s: &str) -> Result<Tag, String> {
+pub(crate) fn parse_tag(s: &str) -> Result<Tag, String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("tags are KEY=VALUE, got {s:?}"))?;
     Ok(Tag { key: k.to_string(), value: v.to_string() })
 }
 
 fn client(conn: &Connection) -> anyhow::Result<Client> {
+    client_for(conn, "SECRETS_MANAGER")
+}
+
+/// A client for one service; `env_suffix` names its endpoint variable (`AWS_ENDPOINT_URL_<SUFFIX>`).
+pub(crate) fn client_for(conn: &Connection, env_suffix: &str) -> anyhow::Result<Client> {
     let opts = ResolveOptions {
         endpoint_url: conn.endpoint_url.clone(),
         region: conn.region.clone(),
         profile: conn.profile.clone(),
     };
-    let config = ClientConfig::resolve(&opts, "SECRETS_MANAGER")?;
+    let config = ClientConfig::resolve(&opts, env_suffix)?;
     Ok(Client::new(config)?)
 }
 
@@ -187,17 +192,19 @@ fn new_token() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn show<T: serde::Serialize>(resp: &T, out: &OutputArgs) -> anyhow::Result<()> {
+pub(crate) fn show<T: serde::Serialize>(resp: &T, out: &OutputArgs) -> anyhow::Result<()> {
     let value = serde_json::to_value(resp)?;
     output::print(&output::select(&value, out.query.as_deref()), out.output);
     Ok(())
 }
 
 /// Turns an API error into an exit code and a message that says what to do next.
-fn explain(e: ClientError) -> anyhow::Error {
+pub(crate) fn explain(e: ClientError) -> anyhow::Error {
     let hint = match &e {
         ClientError::Api { code, .. } => match code.as_str() {
             "ResourceNotFoundException" => Some("check the name (coffer secret list) and the region"),
+            "ParameterNotFound" => Some("check the name (coffer param list --path /) and the region"),
+            "ParameterAlreadyExists" => Some("add --overwrite to store a new version"),
             "UnrecognizedClientException" | "InvalidSignatureException" => {
                 Some("check the access key: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")
             }

@@ -490,3 +490,52 @@ fn serves_https_when_given_a_certificate() {
     let out = run(&["secret", "get", "tls/secret"], None);
     assert!(!out.status.success());
 }
+
+#[test]
+fn cli_param_commands() {
+    let server = TestServer::start();
+    let run = |args: &[&str]| {
+        let out = server.cli().args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "param",
+        "put",
+        "/dev/app/db_password",
+        "--value",
+        "s3cr3t",
+        "--type",
+        "SecureString",
+        "--tag",
+        "Env=dev",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"Version\": 1"), "{out}");
+    run(&["param", "put", "/dev/app/url", "--value", "https://x.test", "--type", "String"]);
+    let (code, _, err) = run(&["param", "put", "/dev/app/url", "--value", "https://y.test"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("ParameterAlreadyExists") && err.contains("--overwrite"), "{err}");
+    run(&["param", "put", "/dev/app/url", "--value", "https://y.test", "--overwrite"]);
+    let (_, out, _) = run(&["param", "get", "/dev/app/db_password"]);
+    assert_eq!(out, "s3cr3t\n");
+    let (_, out, _) = run(&["param", "get", "/dev/app/url:1"]);
+    assert_eq!(out, "https://x.test\n");
+    let (_, out, _) = run(&["param", "list", "--path", "/dev", "-r", "-o", "table"]);
+    assert!(out.contains("/dev/app/db_password") && out.contains("SecureString"), "{out}");
+    assert!(!out.contains("s3cr3t"), "values are shown only with --values");
+    let (_, out, _) = run(&["param", "list", "--path", "/dev/app", "--values", "-o", "table"]);
+    assert!(out.contains("s3cr3t"), "{out}");
+    let (_, out, _) = run(&["param", "label", "/dev/app/url", "--parameter-version", "1", "stable"]);
+    assert!(out.contains("\"ParameterVersion\": 1"), "{out}");
+    let (_, out, _) = run(&["param", "history", "/dev/app/url", "-o", "table"]);
+    assert!(out.contains("stable") && !out.contains("https://"), "{out}");
+    let (code, _, _) = run(&["param", "delete", "/dev/app/url"]);
+    assert_eq!(code, Some(0));
+    let (code, _, err) = run(&["param", "get", "/dev/app/url"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("ParameterNotFound"), "{err}");
+}
