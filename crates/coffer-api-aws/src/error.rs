@@ -75,6 +75,8 @@ pub fn ssm_error(e: ServiceError) -> ApiError {
         ErrorKind::InvalidPattern => (400, "InvalidAllowedPatternException"),
         ErrorKind::InvalidNextToken => (400, "InvalidNextToken"),
         ErrorKind::InvalidFilterKey => (400, "InvalidFilterKey"),
+        ErrorKind::InvalidPolicyType => (400, "InvalidPolicyTypeException"),
+        ErrorKind::InvalidPolicyAttribute => (400, "InvalidPolicyAttributeException"),
         ErrorKind::InvalidFilterOption => (400, "InvalidFilterOption"),
         ErrorKind::InvalidFilterValue => (400, "InvalidFilterValue"),
         ErrorKind::InvalidParameter | ErrorKind::InvalidRequest | ErrorKind::Validation => (400, "ValidationException"),

@@ -171,7 +171,7 @@ pub async fn dispatch(
                         version: h.record.version,
                         labels: h.record.labels,
                         tier: h.record.tier,
-                        policies: vec![],
+                        policies: policies_out(h.record.policies.as_deref()),
                         data_type: h.record.data_type,
                     })
                     .collect(),
@@ -232,7 +232,7 @@ pub async fn dispatch(
                         allowed_pattern: m.latest.allowed_pattern,
                         version: m.latest.version,
                         tier: m.latest.tier,
-                        policies: vec![],
+                        policies: policies_out(m.latest.policies.as_deref()),
                         data_type: m.latest.data_type,
                     })
                     .collect(),
@@ -262,6 +262,14 @@ pub async fn dispatch(
             })
         }
     }
+}
+
+/// `[{PolicyText, PolicyType, PolicyStatus}]` as DescribeParameters and GetParameterHistory show them.
+fn policies_out(policies: Option<&str>) -> Vec<serde_json::Value> {
+    coffer_service::parameters::policies::report(policies)
+        .into_iter()
+        .map(|p| serde_json::json!({"PolicyText": p.text, "PolicyType": p.policy_type, "PolicyStatus": p.status}))
+        .collect()
 }
 
 fn filters_in(filters: Option<Vec<ParameterStringFilter>>) -> Vec<ParameterFilter> {

@@ -141,6 +141,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 
     spawn_deletion_scheduler(
         service.clone(),
+        config.region.clone(),
         Duration::from_secs(config.scheduler_interval_secs.max(1)),
         shutdown_rx.clone(),
     );
@@ -204,7 +205,12 @@ async fn serve(
     }
 }
 
-fn spawn_deletion_scheduler(service: Arc<Service>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+fn spawn_deletion_scheduler(
+    service: Arc<Service>,
+    region: String,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         loop {
@@ -212,6 +218,9 @@ fn spawn_deletion_scheduler(service: Arc<Service>, every: Duration, mut shutdown
                 _ = ticker.tick() => {
                     if let Err(e) = service.purge_due_deletions().await {
                         tracing::warn!(error = %e, "scheduled deletion pass failed");
+                    }
+                    if let Err(e) = service.purge_expired_parameters(&region).await {
+                        tracing::warn!(error = %e, "parameter expiration pass failed");
                     }
                 }
                 _ = shutdown.changed() => break,

@@ -46,6 +46,10 @@ pub enum ErrorKind {
     PatternMismatch,
     /// An AllowedPattern is not a valid regular expression.
     InvalidPattern,
+    /// A parameter policy has a type Coffer does not know.
+    InvalidPolicyType,
+    /// A parameter policy's attributes are missing or malformed.
+    InvalidPolicyAttribute,
     /// A listing filter names a key the operation does not filter on.
     InvalidFilterKey,
     /// A listing filter uses an option its key does not support.

@@ -11,14 +11,20 @@ use coffer_service::{ActorSource, ErrorKind, ManualClock, Principal, RequestCont
 use coffer_store::{MemoryStore, Store};
 
 fn setup() -> (Service, Arc<MemoryStore>) {
+    let (service, store, _) = setup_with_clock();
+    (service, store)
+}
+
+fn setup_with_clock() -> (Service, Arc<MemoryStore>, Arc<ManualClock>) {
     let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
     let service = Service::new(
         store.clone(),
         Arc::new(Keyring::new(&MasterKey::from_bytes([3u8; 32]))),
-        Arc::new(ManualClock::new(1_700_000_000_000)),
+        clock.clone(),
         ServiceConfig { account_id: "123456789012".into(), ..Default::default() },
     );
-    (service, store)
+    (service, store, clock)
 }
 
 fn ctx() -> RequestContext {
@@ -250,4 +256,30 @@ async fn get_many_and_delete_many() {
     let by_arn = s.get_parameter(&ctx(), "arn:aws:ssm:us-west-1:123456789012:parameter/c/d", true).await.unwrap();
     assert_eq!(by_arn.name, "/c/d");
     s.delete_parameter(&ctx(), "arn:aws:ssm:us-west-1:123456789012:parameter/c/d").await.unwrap();
+}
+
+#[tokio::test]
+async fn expiration_policy_is_honoured() {
+    let (s, store, clock) = setup_with_clock();
+    // 2023-11-14T22:13:20Z is the clock's start; expire one hour later.
+    let policy = r#"[{"Type":"Expiration","Version":"1.0","Attributes":{"Timestamp":"2023-11-14T23:13:20Z"}}]"#;
+    let mut input = put("/temp/token", "short-lived", Some("SecureString"), false);
+    input.policies = Some(policy.into());
+    assert_eq!(s.put_parameter(&ctx(), input).await.unwrap_err().kind, ErrorKind::Validation, "policies need Advanced");
+    let mut input = put("/temp/token", "short-lived", Some("SecureString"), false);
+    input.policies = Some(policy.into());
+    input.tier = Some("Advanced".into());
+    s.put_parameter(&ctx(), input).await.unwrap();
+    let mut bad = put("/temp/other", "v", Some("String"), false);
+    bad.tier = Some("Advanced".into());
+    bad.policies = Some(r#"[{"Type":"Expiration","Attributes":{"Timestamp":"2001-01-01T00:00:00Z"}}]"#.into());
+    assert_eq!(s.put_parameter(&ctx(), bad).await.unwrap_err().kind, ErrorKind::InvalidPolicyAttribute);
+
+    assert_eq!(s.purge_expired_parameters("us-west-1").await.unwrap(), 0);
+    assert_eq!(text(&s.get_parameter(&ctx(), "/temp/token", true).await.unwrap().value), "short-lived");
+    clock.advance_millis(3_600_000);
+    // Past its time it reads as gone at once, and the scheduler's pass deletes it.
+    assert_eq!(s.get_parameter(&ctx(), "/temp/token", true).await.unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(s.purge_expired_parameters("us-west-1").await.unwrap(), 1);
+    assert!(store.load_parameter("us-west-1", "/temp/token").await.unwrap().is_none());
 }

@@ -5,6 +5,7 @@
 pub mod labels;
 pub mod names;
 pub mod ops;
+pub mod policies;
 
 pub use labels::{check_label, LabelCheck, MAX_LABELS_PER_VERSION};
 pub use names::{parameter_arn, parse_selector, validate_name, validate_path, ParameterName, Selector};

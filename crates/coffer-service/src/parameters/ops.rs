@@ -129,6 +129,60 @@ fn max_results(n: Option<i64>, max: i64, field: &str) -> ServiceResult<usize> {
 }
 
 impl Service {
+    /// Whether the parameter's Expiration policy has passed: it then reads as deleted, and the
+    /// scheduler removes it for good.
+    fn expired(&self, p: &ParameterState) -> bool {
+        let latest = p.versions.last();
+        latest
+            .and_then(|v| super::policies::expiration(v.policies.as_deref()))
+            .is_some_and(|at| at <= self.clock.now_millis())
+    }
+
+    /// Loads a parameter that is there for readers (not expired).
+    async fn load_live_parameter(&self, region: &str, name: &str) -> ServiceResult<Option<ParameterState>> {
+        Ok(self.store.load_parameter(region, name).await?.filter(|p| !self.expired(p)))
+    }
+
+    /// Deletes parameters whose Expiration policy has passed; called by the server's scheduler.
+    /// Returns how many were removed.
+    pub async fn purge_expired_parameters(&self, region: &str) -> ServiceResult<usize> {
+        let mut purged = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_parameters(ParameterQuery {
+                    region: region.to_string(),
+                    path: "/".into(),
+                    recursive: true,
+                    after,
+                    limit: 500,
+                })
+                .await?;
+            let done = page.len() < 500;
+            after = page.last().map(|p| p.name.clone());
+            for p in page.iter().filter(|p| self.expired(p)) {
+                let write = ParameterWrite::Delete {
+                    region: p.region.clone(),
+                    name: p.name.clone(),
+                    expected_revision: p.revision,
+                };
+                match self.store.write_parameter(write).await {
+                    Ok(()) => {
+                        purged += 1;
+                        tracing::info!(name = %p.name, "parameter expired and was deleted");
+                    }
+                    // Overwritten (perhaps with a new policy) or deleted meanwhile: the next pass decides.
+                    Err(StoreError::Conflict | StoreError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if done {
+                return Ok(purged);
+            }
+        }
+    }
+
     fn open_parameter(
         &self,
         p: &ParameterState,
@@ -263,10 +317,13 @@ impl Service {
                     "{tier} tier parameters support a maximum parameter value of {limit} characters. To create a larger parameter value, upgrade the parameter to use the advanced-parameter tier."
                 )));
             }
-            if input.policies.is_some() && tier != "Advanced" {
-                return Err(ServiceError::validation(
-                    "Parameter policies are supported only for the advanced-parameter tier.",
-                ));
+            if let Some(policies) = &input.policies {
+                if tier != "Advanced" {
+                    return Err(ServiceError::validation(
+                        "Parameter policies are supported only for the advanced-parameter tier.",
+                    ));
+                }
+                super::policies::validate(policies, now)?;
             }
             let version = latest.map(|l| l.version + 1).unwrap_or(1);
             let envelope =
@@ -364,7 +421,7 @@ impl Service {
 
     pub async fn get_parameter(&self, ctx: &RequestContext, id: &str, decrypt: bool) -> ServiceResult<ParameterValue> {
         let (name, selector) = parse_selector(id)?;
-        let p = self.store.load_parameter(&ctx.region, &name).await?.ok_or_else(|| not_found(id))?;
+        let p = self.load_live_parameter(&ctx.region, &name).await?.ok_or_else(|| not_found(id))?;
         let v = Self::select(&p, &selector, id)?;
         self.parameter_value(&p, v, &selector, decrypt)
     }
@@ -416,7 +473,7 @@ impl Service {
         let more = page.len() > limit;
         let mut items = Vec::with_capacity(limit);
         // As in SSM, filters apply within the page: a page may come back short with a NextToken.
-        for p in page.iter().take(limit).filter(|p| Self::parameter_passes(filters, p)) {
+        for p in page.iter().take(limit).filter(|p| !self.expired(p) && Self::parameter_passes(filters, p)) {
             if let Some(v) = p.versions.last() {
                 items.push(self.parameter_value(p, v, &Selector::Latest, decrypt)?);
             }
@@ -441,7 +498,7 @@ impl Service {
             }
             None => 0,
         };
-        let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+        let p = self.load_live_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
         let mut items = Vec::new();
         for v in p.versions.iter().skip(offset).take(limit) {
             items.push(ParameterHistoryEntry {
@@ -704,6 +761,9 @@ impl Service {
             for p in chunk {
                 after = Some(p.name.clone());
                 let Some(latest) = p.versions.last() else { continue };
+                if self.expired(&p) {
+                    continue;
+                }
                 if filters.iter().all(|f| matches_filter(f, &p, latest)) {
                     items.push(ParameterMetadata {
                         arn: parameter_arn(&p.region, &self.config.account_id, &p.name),
