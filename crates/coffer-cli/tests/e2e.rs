@@ -453,6 +453,9 @@ fn secret_values_never_reach_the_logs() {
     run(&["secret", "get", "canary/one"]);
     run(&["secret", "put", "canary/one", "--value", &format!("{canary}-2")]);
     run(&["secret", "create", "canary/one", "--value", canary]);
+    run(&["param", "put", "/canary/param", "--value", canary, "--type", "SecureString"]);
+    run(&["param", "get", "/canary/param"]);
+    run(&["param", "put", "/canary/param", "--value", canary, "--type", "SecureString"]);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let logs = server.log_text();
     assert!(!logs.is_empty(), "trace logging produced output");
