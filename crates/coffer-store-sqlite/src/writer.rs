@@ -282,11 +282,14 @@ fn apply_secret_write(conn: &Connection, write: &SecretWrite) -> StoreResult<()>
             insert_versions(conn, &s.arn, &state.versions, 1)
         }
         SecretWrite::Update { expected_revision, secret: s, new_versions, stage_updates, deleted_versions } => {
-            // The compare-and-swap itself: one statement, matched only at the expected revision.
+            // The compare-and-swap itself: one statement, matched only at the expected revision. The last
+            // access day only moves forward: a read recorded it without bumping the revision, and a writer
+            // that loaded the secret before that read must not take it back.
             let changed = exec(
                 conn,
                 "UPDATE secrets SET description = ?3, kms_key_id = ?4, tags = ?5, last_changed = ?6,
-                        last_accessed = ?7, deletion_date = ?8, resource_policy = ?9, rotation = ?10, revision = ?11
+                        last_accessed = MAX(COALESCE(last_accessed, ?7), COALESCE(?7, last_accessed)),
+                        deletion_date = ?8, resource_policy = ?9, rotation = ?10, revision = ?11
                  WHERE arn = ?1 AND revision = ?2",
                 params![
                     s.arn,

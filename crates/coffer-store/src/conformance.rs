@@ -70,6 +70,7 @@ macro_rules! conformance_suite {
             update_applies_atomically_and_bumps_revision,
             stale_revision_conflicts_and_changes_nothing,
             update_must_advance_revision_by_one,
+            a_stale_update_does_not_undo_a_recorded_access,
             parameters_round_trip_and_compare_and_swap,
             parameter_listing_by_path,
             delete_removes_secret_and_versions,
@@ -1078,4 +1079,26 @@ pub async fn parameter_listing_by_path(store: &dyn Store) {
     assert_eq!(names(store.list_parameters(query("/", false, None, 10)).await.unwrap()), ["/amplify0", "top"]);
     assert_eq!(store.list_parameters(query("/", true, None, 100)).await.unwrap().len(), 7);
     assert!(store.list_parameters(query("/nothing", true, None, 10)).await.unwrap().is_empty());
+}
+
+pub async fn a_stale_update_does_not_undo_a_recorded_access(store: &dyn Store) {
+    let st = state(REGION, "accessed");
+    create(store, &st).await;
+    // A writer loads the secret (no access recorded), then a read records today, then the writer commits.
+    store.touch_secret_accessed(&st.secret.arn, 86_400_000).await.unwrap();
+    let mut s = bumped(&st.secret);
+    s.description = Some("changed".into());
+    store
+        .write_secret(SecretWrite::Update {
+            expected_revision: 1,
+            secret: s,
+            new_versions: vec![],
+            stage_updates: vec![],
+            deleted_versions: vec![],
+        })
+        .await
+        .unwrap();
+    let got = load(store, &st.secret.arn).await.unwrap();
+    assert_eq!(got.secret.last_accessed, Some(86_400_000));
+    assert_eq!(got.secret.description.as_deref(), Some("changed"));
 }

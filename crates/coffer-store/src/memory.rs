@@ -89,7 +89,10 @@ impl Store for MemoryStore {
                 if new_versions.iter().any(|n| current.versions.iter().any(|v| v.version_id == n.version_id)) {
                     return Err(StoreError::AlreadyExists);
                 }
+                // The last access day only moves forward (see the SQLite backend).
+                let last_accessed = current.secret.last_accessed.max(secret.last_accessed);
                 current.secret = secret;
+                current.secret.last_accessed = last_accessed;
                 current.versions.retain(|v| !deleted_versions.contains(&v.version_id));
                 for (id, stages) in stage_updates {
                     if let Some(v) = current.versions.iter_mut().find(|v| v.version_id == id) {
