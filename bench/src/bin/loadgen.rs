@@ -47,6 +47,11 @@ enum Workload {
     PutSecretValue,
     /// CreateSecret of a new, unique name (outside the key space)
     CreateSecret,
+    /// GetParameter (WithDecryption) of a uniformly random SecureString parameter of the key space
+    GetParameter,
+    /// GetParametersByPath (Recursive, WithDecryption, MaxResults 10): the first page of a random group of
+    /// the key space's hierarchy (/bench/params/gNNN/pNNNNN, 100 parameters a group)
+    GetParametersByPath,
 }
 
 impl Workload {
@@ -55,6 +60,21 @@ impl Workload {
             Workload::GetSecretValue => "get-secret-value",
             Workload::PutSecretValue => "put-secret-value",
             Workload::CreateSecret => "create-secret",
+            Workload::GetParameter => "get-parameter",
+            Workload::GetParametersByPath => "get-parameters-by-path",
+        }
+    }
+
+    fn is_parameter_store(self) -> bool {
+        matches!(self, Workload::GetParameter | Workload::GetParametersByPath)
+    }
+
+    /// (SigV4 signing name, X-Amz-Target prefix).
+    fn protocol(self) -> (&'static str, &'static str) {
+        if self.is_parameter_store() {
+            (coffer_wire::ssm::SERVICE, "AmazonSSM")
+        } else {
+            (SERVICE, "secretsmanager")
         }
     }
 }
@@ -129,6 +149,8 @@ struct Args {
 /// Signs requests like an SDK: the signing key of the current UTC day is derived once and reused.
 struct Signer {
     host: String,
+    signing_service: &'static str,
+    target_prefix: &'static str,
     access_key_id: String,
     secret: SecretBytes,
     region: String,
@@ -137,9 +159,12 @@ struct Signer {
 }
 
 impl Signer {
-    fn new(host: &str, keys: &KeyPair, region: &str) -> Signer {
+    fn new(host: &str, keys: &KeyPair, region: &str, workload: Workload) -> Signer {
+        let (signing_service, target_prefix) = workload.protocol();
         Signer {
             host: host.to_string(),
+            signing_service,
+            target_prefix,
             access_key_id: keys.access_key_id.clone(),
             secret: SecretBytes::from(keys.secret_access_key.clone()),
             region: region.to_string(),
@@ -153,7 +178,7 @@ impl Signer {
         let now = time::OffsetDateTime::now_utc();
         let day = format!("{:04}{:02}{:02}", now.year(), u8::from(now.month()), now.day());
         if self.key.as_ref().is_none_or(|(d, _)| *d != day) {
-            let key = coffer_sigv4::derive_signing_key(self.secret.expose(), &day, &self.region, SERVICE);
+            let key = coffer_sigv4::derive_signing_key(self.secret.expose(), &day, &self.region, self.signing_service);
             self.key = Some((day, key));
             self.derivations += 1;
         }
@@ -161,11 +186,19 @@ impl Signer {
         let headers = [
             ("host".to_string(), self.host.clone()),
             ("content-type".to_string(), JSON_1_1.to_string()),
-            ("x-amz-target".to_string(), format!("{SERVICE}.{operation}")),
+            ("x-amz-target".to_string(), format!("{}.{operation}", self.target_prefix)),
         ];
         let signable =
             coffer_sigv4::SignableRequest { method: "POST", path: "/", query: "", headers: &headers, payload: &body };
-        let added = coffer_sigv4::sign_with_key(&signable, &self.access_key_id, None, key, &self.region, SERVICE, now);
+        let added = coffer_sigv4::sign_with_key(
+            &signable,
+            &self.access_key_id,
+            None,
+            key,
+            &self.region,
+            self.signing_service,
+            now,
+        );
         let mut builder = http::Request::builder().method("POST").uri("/");
         for (name, value) in headers.iter().chain(added.iter()) {
             builder = builder.header(name.as_str(), value.as_str());
@@ -220,7 +253,33 @@ fn next_body(
             };
             ("CreateSecret", serde_json::to_vec(&req)?)
         }
+        Workload::GetParameter => {
+            let req = coffer_wire::ssm::GetParameterRequest {
+                name: param_name(rng.gen_range(0..secrets)),
+                with_decryption: Some(true),
+            };
+            ("GetParameter", serde_json::to_vec(&req)?)
+        }
+        Workload::GetParametersByPath => {
+            let groups = secrets.div_ceil(PARAMS_PER_GROUP).max(1);
+            let req = coffer_wire::ssm::GetParametersByPathRequest {
+                path: format!("/bench/params/g{:03}", rng.gen_range(0..groups)),
+                recursive: Some(true),
+                with_decryption: Some(true),
+                max_results: Some(10),
+                ..Default::default()
+            };
+            ("GetParametersByPath", serde_json::to_vec(&req)?)
+        }
     })
+}
+
+/// Parameters per group of the benchmark hierarchy.
+const PARAMS_PER_GROUP: usize = 100;
+
+/// `/bench/params/gNNN/pNNNNN`: a two-level hierarchy, 100 parameters a group.
+fn param_name(i: usize) -> String {
+    format!("/bench/params/g{:03}/p{i:05}", i / PARAMS_PER_GROUP)
 }
 
 /// Does a 200's body have the operation's response shape?
@@ -230,6 +289,9 @@ fn well_formed(workload: Workload, body: &[u8]) -> bool {
             .is_ok_and(|r| r.secret_string.is_some() || r.secret_binary.is_some()),
         Workload::PutSecretValue => serde_json::from_slice::<PutSecretValueResponse>(body).is_ok(),
         Workload::CreateSecret => serde_json::from_slice::<SecretIdentityResponse>(body).is_ok_and(|r| r.arn.is_some()),
+        Workload::GetParameter => serde_json::from_slice::<coffer_wire::ssm::GetParameterResponse>(body).is_ok(),
+        Workload::GetParametersByPath => serde_json::from_slice::<coffer_wire::ssm::GetParametersByPathResponse>(body)
+            .is_ok_and(|r| !r.parameters.is_empty()),
     }
 }
 
@@ -342,7 +404,8 @@ async fn setup(
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.setup_concurrency.min(total) {
         let (next, created, existed, printer) = (next.clone(), created.clone(), existed.clone(), printer.clone());
-        let mut signer = Signer::new(host, keys, &args.region);
+        let mut signer = Signer::new(host, keys, &args.region, args.workload);
+        let parameters = args.workload.is_parameter_store();
         tasks.spawn(async move {
             let mut conn = Conn::new(addr);
             loop {
@@ -353,20 +416,33 @@ async fn setup(
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
-                    let req = CreateSecretRequest {
-                        name: secret_name(i as usize),
-                        client_request_token: token(),
-                        secret_string: sensitive(format!("{{\"username\":\"app\",\"password\":\"bench-{i}\"}}")),
-                        ..Default::default()
+                    let request = if parameters {
+                        let req = coffer_wire::ssm::PutParameterRequest {
+                            name: param_name(i as usize),
+                            value: sensitive(format!("bench-parameter-{i}")),
+                            parameter_type: Some("SecureString".into()),
+                            ..Default::default()
+                        };
+                        signer.request("PutParameter", serde_json::to_vec(&req)?)?
+                    } else {
+                        let req = CreateSecretRequest {
+                            name: secret_name(i as usize),
+                            client_request_token: token(),
+                            secret_string: sensitive(format!("{{\"username\":\"app\",\"password\":\"bench-{i}\"}}")),
+                            ..Default::default()
+                        };
+                        signer.request("CreateSecret", serde_json::to_vec(&req)?)?
                     };
-                    let result =
-                        conn.send_within(signer.request("CreateSecret", serde_json::to_vec(&req)?)?, limit).await;
+                    let result = conn.send_within(request, limit).await;
                     let failure = match result {
                         Ok((200, _)) => {
                             created.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
-                        Ok((_, body)) if String::from_utf8_lossy(&body).contains("ResourceExistsException") => {
+                        Ok((_, body))
+                            if String::from_utf8_lossy(&body).contains("ResourceExistsException")
+                                || String::from_utf8_lossy(&body).contains("ParameterAlreadyExists") =>
+                        {
                             existed.fetch_add(1, Ordering::Relaxed);
                             break;
                         }
@@ -539,7 +615,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tasks.spawn(worker(
             args.workload,
             args.secrets as usize,
-            Signer::new(&host, &keys, &args.region),
+            Signer::new(&host, &keys, &args.region, args.workload),
             addr,
             window.clone(),
             limit,
