@@ -51,12 +51,21 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     cache: cache::SecretCache,
+    parameter_cache: parameters::cache::ParameterCache,
     credentials: credentials::CredentialCache,
 }
 
 impl Service {
     pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
-        Service { store, keyring, clock, config, cache: Default::default(), credentials: Default::default() }
+        Service {
+            store,
+            keyring,
+            clock,
+            config,
+            cache: Default::default(),
+            parameter_cache: Default::default(),
+            credentials: Default::default(),
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -70,6 +79,11 @@ impl Service {
     /// The storage backend's name, for status reports.
     pub fn backend_name(&self) -> &'static str {
         self.store.backend_name()
+    }
+
+    /// Drops any cached copy of a parameter (its state changed on another node).
+    pub fn invalidate_parameter(&self, region: &str, name: &str) {
+        self.parameter_cache.invalidate(region, name);
     }
 
     /// Drops any cached copy of a secret (its state changed on another node).

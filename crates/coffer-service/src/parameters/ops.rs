@@ -3,6 +3,8 @@
 //! decryption returns (the ciphertext, never the plaintext).
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use std::sync::Arc;
+
 use base64::Engine;
 use coffer_crypto::SecretBytes;
 use coffer_store::{
@@ -139,8 +141,30 @@ impl Service {
     }
 
     /// Loads a parameter that is there for readers (not expired).
-    async fn load_live_parameter(&self, region: &str, name: &str) -> ServiceResult<Option<ParameterState>> {
-        Ok(self.store.load_parameter(region, name).await?.filter(|p| !self.expired(p)))
+    async fn load_live_parameter(&self, region: &str, name: &str) -> ServiceResult<Option<Arc<ParameterState>>> {
+        if let Some(hit) = self.parameter_cache.get(region, name) {
+            return Ok(Some(hit).filter(|p| !self.expired(p)));
+        }
+        let epoch = self.parameter_cache.epoch();
+        let loaded = self.store.load_parameter(region, name).await?.map(Arc::new);
+        if let Some(p) = &loaded {
+            self.parameter_cache.store(p.clone(), epoch);
+        }
+        Ok(loaded.filter(|p| !self.expired(p)))
+    }
+
+    /// Commits a parameter change and drops the cached copy, whatever the outcome (a conflict means
+    /// the cached copy is stale too).
+    async fn write_parameter(&self, write: ParameterWrite) -> Result<(), StoreError> {
+        let (region, name) = match &write {
+            ParameterWrite::Create(p) => (p.region.clone(), p.name.clone()),
+            ParameterWrite::Update { region, name, .. } | ParameterWrite::Delete { region, name, .. } => {
+                (region.clone(), name.clone())
+            }
+        };
+        let result = self.store.write_parameter(write).await;
+        self.parameter_cache.invalidate(&region, &name);
+        result
     }
 
     /// Deletes parameters whose Expiration policy has passed; called by the server's scheduler.
@@ -167,7 +191,7 @@ impl Service {
                     name: p.name.clone(),
                     expected_revision: p.revision,
                 };
-                match self.store.write_parameter(write).await {
+                match self.write_parameter(write).await {
                     Ok(()) => {
                         purged += 1;
                         tracing::info!(name = %p.name, "parameter expired and was deleted");
@@ -371,7 +395,7 @@ impl Service {
                     }
                 }
             };
-            match self.store.write_parameter(write).await {
+            match self.write_parameter(write).await {
                 Ok(()) => return Ok(PutParameterOutput { version, tier }),
                 // Another writer got there first: decide again from what it wrote.
                 Err(StoreError::Conflict | StoreError::AlreadyExists | StoreError::NotFound) => continue,
@@ -521,7 +545,7 @@ impl Service {
                 name: p.name.clone(),
                 expected_revision: p.revision,
             };
-            match self.store.write_parameter(write).await {
+            match self.write_parameter(write).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(name)),
@@ -610,7 +634,7 @@ impl Service {
                 label_updates: updates,
                 dropped_versions: vec![],
             };
-            match self.store.write_parameter(write).await {
+            match self.write_parameter(write).await {
                 Ok(()) => return Ok(outcome),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(name)),
@@ -818,7 +842,7 @@ impl Service {
                 label_updates: vec![(version, kept)],
                 dropped_versions: vec![],
             };
-            match self.store.write_parameter(write).await {
+            match self.write_parameter(write).await {
                 Ok(()) => return Ok((removed, invalid)),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(name)),
@@ -862,7 +886,7 @@ impl Service {
                 label_updates: vec![],
                 dropped_versions: vec![],
             };
-            match self.store.write_parameter(write).await {
+            match self.write_parameter(write).await {
                 Ok(()) => return Ok(tags),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(name)),
