@@ -241,11 +241,11 @@ fn insert_versions(conn: &Connection, arn: &str, versions: &[VersionRecord], mut
 }
 
 /// After a compare-and-swap matched no row: tells a missing secret from a moved revision.
-fn missing_or_conflict(conn: &Connection, arn: &str) -> StoreError {
-    let exists = conn
-        .prepare_cached("SELECT 1 FROM secrets WHERE arn = ?1")
-        .and_then(|mut s| s.query_row([arn], |_| Ok(())).optional())
-        .map_err(map_sqlite);
+/// After a compare-and-swap matched no row: was the record gone (`NotFound`) or moved on (`Conflict`)?
+/// `exists_sql` selects the record by the same key.
+fn missing_or_conflict<P: rusqlite::Params>(conn: &Connection, exists_sql: &str, key: P) -> StoreError {
+    let exists =
+        conn.prepare_cached(exists_sql).and_then(|mut s| s.query_row(key, |_| Ok(())).optional()).map_err(map_sqlite);
     match exists {
         Ok(Some(())) => StoreError::Conflict,
         Ok(None) => StoreError::NotFound,
@@ -306,7 +306,7 @@ fn apply_secret_write(conn: &Connection, write: &SecretWrite) -> StoreResult<()>
                 ],
             )?;
             if changed == 0 {
-                return Err(missing_or_conflict(conn, &s.arn));
+                return Err(missing_or_conflict(conn, "SELECT 1 FROM secrets WHERE arn = ?1", [&s.arn]));
             }
             for id in deleted_versions {
                 exec(conn, "DELETE FROM secret_versions WHERE arn = ?1 AND version_id = ?2", params![s.arn, id])?;
@@ -334,7 +334,7 @@ fn apply_secret_write(conn: &Connection, write: &SecretWrite) -> StoreResult<()>
                 params![arn, revision_to_sql(*expected_revision)?],
             )?;
             if changed == 0 {
-                return Err(missing_or_conflict(conn, arn));
+                return Err(missing_or_conflict(conn, "SELECT 1 FROM secrets WHERE arn = ?1", [arn]));
             }
             exec(conn, "DELETE FROM secret_versions WHERE arn = ?1", [arn])?;
             Ok(())
@@ -370,18 +370,6 @@ fn insert_parameter_version(
         params![region, name, v.version, to_json(v)?, v.envelope],
     )?;
     Ok(())
-}
-
-fn parameter_missing_or_conflict(conn: &Connection, region: &str, name: &str) -> StoreError {
-    let exists = conn
-        .prepare_cached("SELECT 1 FROM parameters WHERE region = ?1 AND name = ?2")
-        .and_then(|mut s| s.query_row([region, name], |_| Ok(())).optional())
-        .map_err(map_sqlite);
-    match exists {
-        Ok(Some(())) => StoreError::Conflict,
-        Ok(None) => StoreError::NotFound,
-        Err(e) => e,
-    }
 }
 
 fn apply_parameter_write(conn: &Connection, write: &ParameterWrite) -> StoreResult<()> {
@@ -420,7 +408,11 @@ fn apply_parameter_write(conn: &Connection, write: &ParameterWrite) -> StoreResu
                 ],
             )?;
             if changed == 0 {
-                return Err(parameter_missing_or_conflict(conn, region, name));
+                return Err(missing_or_conflict(
+                    conn,
+                    "SELECT 1 FROM parameters WHERE region = ?1 AND name = ?2",
+                    [region, name],
+                ));
             }
             for version in dropped_versions {
                 exec(
@@ -449,7 +441,11 @@ fn apply_parameter_write(conn: &Connection, write: &ParameterWrite) -> StoreResu
                 params![region, name, revision_to_sql(*expected_revision)?],
             )?;
             if changed == 0 {
-                return Err(parameter_missing_or_conflict(conn, region, name));
+                return Err(missing_or_conflict(
+                    conn,
+                    "SELECT 1 FROM parameters WHERE region = ?1 AND name = ?2",
+                    [region, name],
+                ));
             }
             exec(conn, "DELETE FROM parameter_versions WHERE region = ?1 AND name = ?2", params![region, name])?;
             Ok(())

@@ -591,10 +591,9 @@ impl Service {
             return Err(ServiceError::validation("Labels must contain between 1 and 10 labels."));
         }
         let name = name_from_id(id);
-        for _ in 0..MAX_WRITE_ATTEMPTS {
-            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+        self.change_parameter_metadata(ctx, name, |p| {
             let target = match version {
-                Some(v) => Self::select(&p, &Selector::Version(v), name)?.version,
+                Some(v) => Self::select(p, &Selector::Version(v), name)?.version,
                 None => p.versions.last().map(|v| v.version).ok_or_else(|| not_found(name))?,
             };
             let (valid, invalid): (Vec<&String>, Vec<&String>) =
@@ -621,30 +620,10 @@ impl Service {
                 }
             }
             let outcome = LabelOutcome { invalid_labels: invalid.into_iter().cloned().collect(), version: target };
-            if updates.is_empty() {
-                return Ok(outcome);
-            }
-            let write = ParameterWrite::Update {
-                expected_revision: p.revision,
-                region: p.region.clone(),
-                name: p.name.clone(),
-                revision: p.revision + 1,
-                tags: p.tags.clone(),
-                new_version: None,
-                label_updates: updates,
-                dropped_versions: vec![],
-            };
-            match self.write_parameter(write).await {
-                Ok(()) => return Ok(outcome),
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::NotFound) => return Err(not_found(name)),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::new(
-            ErrorKind::Unavailable,
-            "The parameter is being modified concurrently; retry the request.",
-        ))
+            let change = (!updates.is_empty()).then(|| MetadataChange { tags: p.tags.clone(), label_updates: updates });
+            Ok((change, outcome))
+        })
+        .await
     }
 }
 
@@ -823,36 +802,16 @@ impl Service {
             return Err(ServiceError::validation("Labels must contain between 1 and 10 labels."));
         }
         let name = name_from_id(id);
-        for _ in 0..MAX_WRITE_ATTEMPTS {
-            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
-            let v = Self::select(&p, &Selector::Version(version), name)?;
+        self.change_parameter_metadata(ctx, name, |p| {
+            let v = Self::select(p, &Selector::Version(version), name)?;
             let (removed, invalid): (Vec<String>, Vec<String>) =
                 labels.iter().cloned().partition(|l| v.labels.contains(l));
-            if removed.is_empty() {
-                return Ok((removed, invalid));
-            }
             let kept: Vec<String> = v.labels.iter().filter(|l| !removed.contains(l)).cloned().collect();
-            let write = ParameterWrite::Update {
-                expected_revision: p.revision,
-                region: p.region.clone(),
-                name: p.name.clone(),
-                revision: p.revision + 1,
-                tags: p.tags.clone(),
-                new_version: None,
-                label_updates: vec![(version, kept)],
-                dropped_versions: vec![],
-            };
-            match self.write_parameter(write).await {
-                Ok(()) => return Ok((removed, invalid)),
-                Err(StoreError::Conflict) => continue,
-                Err(StoreError::NotFound) => return Err(not_found(name)),
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::new(
-            ErrorKind::Unavailable,
-            "The parameter is being modified concurrently; retry the request.",
-        ))
+            let change = (!removed.is_empty())
+                .then(|| MetadataChange { tags: p.tags.clone(), label_updates: vec![(version, kept)] });
+            Ok((change, (removed, invalid)))
+        })
+        .await
     }
 
     /// Adds or overwrites tags (`add`), or removes tag keys (`remove`); returns the resulting tags.
@@ -865,29 +824,51 @@ impl Service {
     ) -> ServiceResult<Vec<Tag>> {
         crate::secrets::validate::tags(add)?;
         let name = name_from_id(id);
-        for _ in 0..MAX_WRITE_ATTEMPTS {
-            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+        self.change_parameter_metadata(ctx, name, |p| {
             let mut tags = p.tags.clone();
             crate::secrets::validate::merge_tags(&mut tags, add);
             tags.retain(|t| !remove.contains(&t.key));
             if tags.len() > 50 {
                 return Err(ServiceError::new(ErrorKind::LimitExceeded, "A resource can have at most 50 tags."));
             }
-            if tags == p.tags {
-                return Ok(tags);
-            }
+            let change = (tags != p.tags).then(|| MetadataChange { tags: tags.clone(), label_updates: vec![] });
+            Ok((change, tags))
+        })
+        .await
+    }
+}
+
+/// A change to an existing parameter's tags or labels (no new version).
+struct MetadataChange {
+    tags: Vec<Tag>,
+    label_updates: Vec<(i64, Vec<String>)>,
+}
+
+impl Service {
+    /// Loads the parameter, lets `decide` choose a tag/label change (or none) and the answer, and commits
+    /// it as a compare-and-swap; on a lost race it re-reads and decides again.
+    async fn change_parameter_metadata<R>(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        mut decide: impl FnMut(&ParameterState) -> ServiceResult<(Option<MetadataChange>, R)>,
+    ) -> ServiceResult<R> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+            let (change, output) = decide(&p)?;
+            let Some(change) = change else { return Ok(output) };
             let write = ParameterWrite::Update {
                 expected_revision: p.revision,
                 region: p.region.clone(),
                 name: p.name.clone(),
                 revision: p.revision + 1,
-                tags: tags.clone(),
+                tags: change.tags,
                 new_version: None,
-                label_updates: vec![],
+                label_updates: change.label_updates,
                 dropped_versions: vec![],
             };
             match self.write_parameter(write).await {
-                Ok(()) => return Ok(tags),
+                Ok(()) => return Ok(output),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(name)),
                 Err(e) => return Err(e.into()),
