@@ -284,29 +284,33 @@ pub(crate) fn list_parameters(conn: &Connection, q: &ParameterQuery) -> StoreRes
     let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
     let after = q.after.clone().unwrap_or_default();
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    // Names under `/a/b/` are exactly those in [`/a/b/`, `/a/b0`): `0` follows `/` in ASCII.
+    let (range, upper) = if !q.recursive {
+        ("p.parent_path = ?2", q.path.clone())
+    } else if q.path == "/" {
+        ("?2 = ?2", String::new())
+    } else {
+        ("p.name < ?2 AND p.name >= ?5", format!("{}0", q.path))
+    };
+    // With `latest_only` a page is one statement: each parameter joined with its newest version.
+    let sql = if q.latest_only {
+        format!(
+            "SELECT p.region, p.name, p.parent_path, p.tags, p.revision, v.meta, v.envelope
+             FROM parameters p JOIN parameter_versions v
+               ON v.region = p.region AND v.name = p.name
+              AND v.version = (SELECT MAX(version) FROM parameter_versions
+                               WHERE region = p.region AND name = p.name)
+             WHERE p.region = ?1 AND {range} AND p.name > ?3 ORDER BY p.name LIMIT ?4"
+        )
+    } else {
+        format!(
+            "SELECT p.region, p.name, p.parent_path, p.tags, p.revision FROM parameters p
+             WHERE p.region = ?1 AND {range} AND p.name > ?3 ORDER BY p.name LIMIT ?4"
+        )
+    };
     let mut out = Vec::new();
     {
-        let (sql, upper): (&str, String) = if !q.recursive {
-            (
-                "SELECT region, name, parent_path, tags, revision FROM parameters
-                 WHERE region = ?1 AND parent_path = ?2 AND name > ?3 ORDER BY name LIMIT ?4",
-                q.path.clone(),
-            )
-        } else if q.path == "/" {
-            (
-                "SELECT region, name, parent_path, tags, revision FROM parameters
-                 WHERE region = ?1 AND ?2 = ?2 AND name > ?3 ORDER BY name LIMIT ?4",
-                String::new(),
-            )
-        } else {
-            // Names under `/a/b/` are exactly those in [`/a/b/`, `/a/b0`): `0` follows `/` in ASCII.
-            (
-                "SELECT region, name, parent_path, tags, revision FROM parameters
-                 WHERE region = ?1 AND name < ?2 AND name > ?3 AND name >= ?5 ORDER BY name LIMIT ?4",
-                format!("{}0", q.path),
-            )
-        };
-        let mut stmt = tx.prepare_cached(sql).map_err(map_sqlite)?;
+        let mut stmt = tx.prepare_cached(&sql).map_err(map_sqlite)?;
         let lower = format!("{}/", q.path);
         let mut rows = if q.recursive && q.path != "/" {
             stmt.query(rusqlite::params![q.region, upper, after, limit, lower])
@@ -315,7 +319,21 @@ pub(crate) fn list_parameters(conn: &Connection, q: &ParameterQuery) -> StoreRes
         }
         .map_err(map_sqlite)?;
         while let Some(r) = rows.next().map_err(map_sqlite)? {
-            out.push(parameter_from_row(&tx, r)?);
+            if q.latest_only {
+                let name: String = get(r, 1)?;
+                let mut latest: ParameterVersionRecord = json(r, 5, "parameter version", &name)?;
+                latest.envelope = get(r, 6)?;
+                out.push(ParameterState {
+                    region: get(r, 0)?,
+                    parent_path: get(r, 2)?,
+                    tags: json(r, 3, "tags", &name)?,
+                    revision: revision_from_sql(get(r, 4)?)?,
+                    versions: vec![latest],
+                    name,
+                });
+            } else {
+                out.push(parameter_from_row(&tx, r)?);
+            }
         }
     }
     tx.finish().map_err(map_sqlite)?;

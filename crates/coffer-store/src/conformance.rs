@@ -1061,6 +1061,7 @@ pub async fn parameter_listing_by_path(store: &dyn Store) {
         recursive,
         after: after.map(Into::into),
         limit,
+        latest_only: false,
     };
     assert_eq!(
         names(store.list_parameters(query("/amplify", false, None, 10)).await.unwrap()),
@@ -1079,6 +1080,34 @@ pub async fn parameter_listing_by_path(store: &dyn Store) {
     assert_eq!(names(store.list_parameters(query("/", false, None, 10)).await.unwrap()), ["/amplify0", "top"]);
     assert_eq!(store.list_parameters(query("/", true, None, 100)).await.unwrap().len(), 7);
     assert!(store.list_parameters(query("/nothing", true, None, 10)).await.unwrap().is_empty());
+
+    // `latest_only` returns the same parameters with only their newest version.
+    store
+        .write_parameter(ParameterWrite::Update {
+            expected_revision: 1,
+            region: REGION.into(),
+            name: "/amplify/a".into(),
+            revision: 2,
+            tags: vec![],
+            new_version: Some(parameter_version(2, &["prod"], vec![7, 7])),
+            label_updates: vec![],
+            dropped_versions: vec![],
+        })
+        .await
+        .unwrap();
+    for recursive in [false, true] {
+        let full = store.list_parameters(query("/amplify", recursive, None, 10)).await.unwrap();
+        let latest = store
+            .list_parameters(ParameterQuery { latest_only: true, ..query("/amplify", recursive, None, 10) })
+            .await
+            .unwrap();
+        assert_eq!(full.len(), latest.len());
+        for (f, l) in full.iter().zip(&latest) {
+            assert_eq!((&f.name, &f.tags, f.revision), (&l.name, &l.tags, l.revision));
+            assert_eq!(l.versions.as_slice(), &f.versions[f.versions.len() - 1..]);
+        }
+        assert_eq!(latest[0].versions[0].version, 2);
+    }
 }
 
 pub async fn a_stale_update_does_not_undo_a_recorded_access(store: &dyn Store) {

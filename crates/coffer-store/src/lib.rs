@@ -246,6 +246,8 @@ pub struct ParameterQuery {
     /// Resume after this name (exclusive).
     pub after: Option<String>,
     pub limit: usize,
+    /// Return only each parameter's newest version (what a path listing shows), not its history.
+    pub latest_only: bool,
 }
 
 /// An access key that SigV4 requests are signed with.

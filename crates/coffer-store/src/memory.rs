@@ -211,7 +211,13 @@ impl Store for MemoryStore {
                     && (query.recursive || p.parent_path == query.path)
             })
             .take(query.limit)
-            .map(|(_, p)| p.clone())
+            .map(|(_, p)| {
+                let mut p = p.clone();
+                if query.latest_only && p.versions.len() > 1 {
+                    p.versions.drain(..p.versions.len() - 1);
+                }
+                p
+            })
             .collect())
     }
 

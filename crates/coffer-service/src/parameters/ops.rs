@@ -181,6 +181,8 @@ impl Service {
                     recursive: true,
                     after,
                     limit: 500,
+                    // Expiration is decided by the newest version's policies.
+                    latest_only: true,
                 })
                 .await?;
             let done = page.len() < 500;
@@ -492,7 +494,15 @@ impl Service {
         let after = decode_token(next_token)?;
         let page = self
             .store
-            .list_parameters(ParameterQuery { region: ctx.region.clone(), path, recursive, after, limit: limit + 1 })
+            .list_parameters(ParameterQuery {
+                region: ctx.region.clone(),
+                path,
+                recursive,
+                after,
+                limit: limit + 1,
+                // The Label filter looks at every version's labels; otherwise the newest is all a page shows.
+                latest_only: !filters.iter().any(|f| f.key == "Label"),
+            })
             .await?;
         let more = page.len() > limit;
         let mut items = Vec::with_capacity(limit);
@@ -758,6 +768,7 @@ impl Service {
                     recursive: true,
                     after: after.clone(),
                     limit: 200,
+                    latest_only: !filters.iter().any(|f| f.key == "Label"),
                 })
                 .await?;
             let exhausted = chunk.len() < 200;
