@@ -133,25 +133,21 @@ pub async fn run(cmd: ParamCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ParamCommand::List { path, recursive, values, conn, out } => {
-            let client = client(&conn)?;
-            let mut all = Vec::new();
-            let mut next_token = None;
-            loop {
-                let req = GetParametersByPathRequest {
-                    path: path.clone(),
-                    recursive: Some(recursive),
-                    with_decryption: Some(values),
-                    next_token: next_token.take(),
-                    ..Default::default()
-                };
-                let resp: GetParametersByPathResponse =
-                    call(&client, "GetParametersByPath", &req).await.map_err(explain)?;
-                all.extend(resp.parameters);
-                match resp.next_token {
-                    Some(t) => next_token = Some(t),
-                    None => break,
-                }
-            }
+            let all = client(&conn)?
+                .call_all_pages(
+                    SERVICE,
+                    "AmazonSSM.GetParametersByPath",
+                    |next_token| GetParametersByPathRequest {
+                        path: path.clone(),
+                        recursive: Some(recursive),
+                        with_decryption: Some(values),
+                        next_token,
+                        ..Default::default()
+                    },
+                    |r: GetParametersByPathResponse| (r.parameters, r.next_token),
+                )
+                .await
+                .map_err(explain)?;
             if out.output == Format::Table && out.query.is_none() {
                 let rows: Vec<Value> = all
                     .iter()
@@ -179,24 +175,20 @@ pub async fn run(cmd: ParamCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ParamCommand::History { name, values, conn, out } => {
-            let client = client(&conn)?;
-            let mut all = Vec::new();
-            let mut next_token = None;
-            loop {
-                let req = GetParameterHistoryRequest {
-                    name: name.clone(),
-                    with_decryption: Some(values),
-                    next_token: next_token.take(),
-                    ..Default::default()
-                };
-                let resp: GetParameterHistoryResponse =
-                    call(&client, "GetParameterHistory", &req).await.map_err(explain)?;
-                all.extend(resp.parameters);
-                match resp.next_token {
-                    Some(t) => next_token = Some(t),
-                    None => break,
-                }
-            }
+            let all = client(&conn)?
+                .call_all_pages(
+                    SERVICE,
+                    "AmazonSSM.GetParameterHistory",
+                    |next_token| GetParameterHistoryRequest {
+                        name: name.clone(),
+                        with_decryption: Some(values),
+                        next_token,
+                        ..Default::default()
+                    },
+                    |r: GetParameterHistoryResponse| (r.parameters, r.next_token),
+                )
+                .await
+                .map_err(explain)?;
             let rows: Vec<Value> = all
                 .iter()
                 .map(|h| {

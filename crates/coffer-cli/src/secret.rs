@@ -277,22 +277,20 @@ pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
         }
         SecretCommand::List { prefix, include_deleted, conn, out } => {
             let client = client(&conn)?;
-            let mut all = Vec::new();
-            let mut next_token = None;
-            loop {
-                let req = ListSecretsRequest {
-                    include_planned_deletion: include_deleted.then_some(true),
-                    next_token: next_token.take(),
-                    filters: prefix.clone().map(|p| vec![Filter { key: "name".into(), values: vec![p] }]),
-                    ..Default::default()
-                };
-                let resp: ListSecretsResponse = call(&client, "ListSecrets", &req).await.map_err(explain)?;
-                all.extend(resp.secret_list);
-                match resp.next_token {
-                    Some(t) => next_token = Some(t),
-                    None => break,
-                }
-            }
+            let all = client
+                .call_all_pages(
+                    SERVICE,
+                    "secretsmanager.ListSecrets",
+                    |next_token| ListSecretsRequest {
+                        include_planned_deletion: include_deleted.then_some(true),
+                        next_token,
+                        filters: prefix.clone().map(|p| vec![Filter { key: "name".into(), values: vec![p] }]),
+                        ..Default::default()
+                    },
+                    |r: ListSecretsResponse| (r.secret_list, r.next_token),
+                )
+                .await
+                .map_err(explain)?;
             if out.output == Format::Table && out.query.is_none() {
                 let rows: Vec<Value> = all
                     .iter()

@@ -115,6 +115,30 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Calls a paginated operation until its last page: `request` builds the request for a page token
+    /// (`None` for the first), `page` splits a response into its items and the next token.
+    pub async fn call_all_pages<Req: Serialize, Resp: DeserializeOwned, T>(
+        &self,
+        signing_service: &str,
+        target: &str,
+        mut request: impl FnMut(Option<String>) -> Req,
+        mut page: impl FnMut(Resp) -> (Vec<T>, Option<String>),
+    ) -> Result<Vec<T>, ClientError> {
+        let mut all = Vec::new();
+        let mut token = None;
+        loop {
+            let resp: Resp = self.call(signing_service, target, &request(token.take())).await?;
+            let (items, next) = page(resp);
+            all.extend(items);
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
 fn root_cause(e: &dyn std::error::Error) -> String {
     let mut cause = e.to_string();
     let mut source = e.source();
