@@ -81,10 +81,37 @@ pub fn ssm_error(e: ServiceError) -> ApiError {
         ErrorKind::InvalidFilterValue => (400, "InvalidFilterValue"),
         ErrorKind::InvalidParameter | ErrorKind::InvalidRequest | ErrorKind::Validation => (400, "ValidationException"),
         ErrorKind::LimitExceeded => (400, "ParameterLimitExceeded"),
-        ErrorKind::DecryptionFailure | ErrorKind::EncryptionFailure => (400, "InvalidKeyId"),
+        ErrorKind::DecryptionFailure | ErrorKind::EncryptionFailure | ErrorKind::InvalidKeyId => (400, "InvalidKeyId"),
+        // KMS's own errors pass through with KMS's codes, as Parameter Store reports them.
+        ErrorKind::KmsDisabled => (400, "DisabledException"),
+        ErrorKind::KmsInvalidState => (400, "KMSInvalidStateException"),
+        ErrorKind::KmsNotFound => (400, "InvalidKeyId"),
         ErrorKind::AccessDenied => (400, "AccessDeniedException"),
         ErrorKind::Unavailable => (503, "ServiceUnavailable"),
         _ => (500, "InternalServerError"),
+    };
+    ApiError::new(status, code, e.message)
+}
+
+/// KMS's names for the service's error kinds.
+pub fn kms_error(e: ServiceError) -> ApiError {
+    let (status, code) = match e.kind {
+        ErrorKind::NotFound | ErrorKind::KmsNotFound => (400, "NotFoundException"),
+        ErrorKind::AlreadyExists => (400, "AlreadyExistsException"),
+        ErrorKind::KmsDisabled => (400, "DisabledException"),
+        ErrorKind::KmsInvalidState => (400, "KMSInvalidStateException"),
+        ErrorKind::InvalidCiphertext => (400, "InvalidCiphertextException"),
+        ErrorKind::IncorrectKey => (400, "IncorrectKeyException"),
+        ErrorKind::InvalidAliasName => (400, "InvalidAliasNameException"),
+        ErrorKind::KmsTag => (400, "TagException"),
+        ErrorKind::UnsupportedOperation => (400, "UnsupportedOperationException"),
+        ErrorKind::LimitExceeded => (400, "LimitExceededException"),
+        ErrorKind::InvalidNextToken => (400, "InvalidMarkerException"),
+        ErrorKind::MalformedPolicy => (400, "MalformedPolicyDocumentException"),
+        ErrorKind::InvalidParameter | ErrorKind::InvalidRequest | ErrorKind::Validation => (400, "ValidationException"),
+        ErrorKind::AccessDenied => (400, "AccessDeniedException"),
+        ErrorKind::Unavailable => (503, "DependencyTimeoutException"),
+        _ => (500, "KMSInternalException"),
     };
     ApiError::new(status, code, e.message)
 }

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod error;
 mod json;
+pub mod kms;
 pub mod secretsmanager;
 pub mod ssm;
 
@@ -72,6 +73,7 @@ impl RequestIds {
 enum Target {
     SecretsManager(secretsmanager::Operation),
     Ssm(ssm::Operation),
+    Kms(kms::Operation),
 }
 
 impl Target {
@@ -85,12 +87,15 @@ impl Target {
                 coffer_wire::secretsmanager::SERVICE,
             )),
             "AmazonSSM" => Ok((ssm::Operation::parse(op).map(Target::Ssm), coffer_wire::ssm::SERVICE)),
+            "TrentService" => Ok((kms::Operation::parse(op).map(Target::Kms), coffer_wire::kms::SERVICE)),
+            "CofferKms" => Ok((kms::Operation::parse_coffer(op).map(Target::Kms), coffer_wire::kms::SERVICE)),
             _ => Err(ApiError::unknown_operation()),
         }
     }
 }
 
-fn response(status: u16, body: Vec<u8>, request_id: &str) -> Response<Full<Bytes>> {
+/// A JSON 1.1 response with AWS's request-id header.
+pub fn response(status: u16, body: Vec<u8>, request_id: &str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = resp.headers_mut();
@@ -101,7 +106,8 @@ fn response(status: u16, body: Vec<u8>, request_id: &str) -> Response<Full<Bytes
     resp
 }
 
-fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
+/// An AWS JSON 1.1 error response (`__type`, `message`, `x-amzn-errortype`).
+pub fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec(&ErrorBody { error_type: e.code.to_string(), message: e.message.clone() })
         .unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = response(e.status, body, request_id);
@@ -123,7 +129,7 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 const DRAIN_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Reads the request body, keeping at most `max` bytes.
-async fn read_body<B>(mut body: B, max: usize) -> Result<Bytes, ApiError>
+pub async fn read_body<B>(mut body: B, max: usize) -> Result<Bytes, ApiError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
 {
@@ -222,5 +228,6 @@ where
     match operation {
         Target::SecretsManager(op) => secretsmanager::dispatch(&state.service, &ctx, op, &body).await,
         Target::Ssm(op) => ssm::dispatch(&state.service, &ctx, op, &body).await,
+        Target::Kms(op) => kms::dispatch(&state.service, &ctx, op, &body).await,
     }
 }

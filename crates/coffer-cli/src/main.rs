@@ -1,6 +1,8 @@
 //! `coffer`: the server (`coffer server`) and the command-line client (`coffer secret ...`) in one
 //! binary. The client talks to a server over the same SigV4-signed AWS protocol the AWS tools use.
 
+mod kms;
+mod operator;
 mod output;
 mod param;
 mod secret;
@@ -48,6 +50,12 @@ enum Command {
     /// Create, read and manage Parameter Store parameters
     #[command(subcommand)]
     Param(param::ParamCommand),
+    /// Manage KMS keys and aliases, rotate and re-wrap, encrypt and decrypt
+    #[command(subcommand)]
+    Kms(kms::KmsCommand),
+    /// Initialize, unseal, seal and rekey a server sealed with key shares (--master-key-source shamir)
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -69,6 +77,8 @@ fn main() -> ExitCode {
             Command::Server(args) => server::run(args).await,
             Command::Secret(cmd) => secret::run(cmd).await,
             Command::Param(cmd) => param::run(cmd).await,
+            Command::Kms(cmd) => kms::run(cmd).await,
+            Command::Operator(cmd) => operator::run(cmd).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
                 Ok(ExitCode::SUCCESS)

@@ -34,7 +34,8 @@ pub struct ServerArgs {
     /// PEM private key for --tls-cert
     #[arg(long)]
     tls_key: Option<PathBuf>,
-    /// Where the master key comes from: file (default), env (COFFER_MASTER_KEY) or passphrase
+    /// Where the master key comes from: file (default), env (COFFER_MASTER_KEY), passphrase, or shamir
+    /// (start sealed; `coffer operator init` / `unseal` with key shares)
     #[arg(long, value_parser = parse_source)]
     master_key_source: Option<MasterKeySource>,
     /// File holding the passphrase (with --master-key-source passphrase; else COFFER_PASSPHRASE)
@@ -50,7 +51,8 @@ fn parse_source(s: &str) -> Result<MasterKeySource, String> {
         "file" => Ok(MasterKeySource::File),
         "env" => Ok(MasterKeySource::Env),
         "passphrase" => Ok(MasterKeySource::Passphrase),
-        other => Err(format!("unknown master key source {other:?}: use file, env or passphrase")),
+        "shamir" => Ok(MasterKeySource::Shamir),
+        other => Err(format!("unknown master key source {other:?}: use file, env, passphrase or shamir")),
     }
 }
 

@@ -542,3 +542,54 @@ fn cli_param_commands() {
     assert_eq!(code, Some(1));
     assert!(err.contains("ParameterNotFound"), "{err}");
 }
+
+#[test]
+fn coffer_kms_cli_manages_keys_rotates_and_rewraps() {
+    let server = TestServer::start();
+    let run = |args: &[&str]| {
+        let out = server.cli().args(args).output().unwrap();
+        assert!(out.status.success(), "coffer {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let created: serde_json::Value =
+        serde_json::from_str(&run(&["kms", "create", "--description", "app key"])).unwrap();
+    let key = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    run(&["kms", "create-alias", "alias/app", &key]);
+    let listed = run(&["kms", "list", "-o", "json"]);
+    assert!(listed.contains("alias/app") && listed.contains(&key), "{listed}");
+    assert!(listed.contains("alias/aws/ssm"), "the default keys exist from the start: {listed}");
+
+    // Encrypt and decrypt through the CLI, with a context.
+    let cipher = run(&["kms", "encrypt", "alias/app", "--plaintext", "synthetic-note", "--context", "app=x"]);
+    assert_eq!(run(&["kms", "decrypt", &cipher, "--context", "app=x"]), "synthetic-note");
+    let out = server.cli().args(["kms", "decrypt", &cipher]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidCiphertextException"));
+
+    // A secret under the key survives a rotation and a re-wrap, unchanged.
+    run(&["secret", "create", "app/db", "--value", "synthetic-db", "--kms-key-id", "alias/app"]);
+    run(&["kms", "rotate", &key]);
+    let report: serde_json::Value = serde_json::from_str(&run(&["kms", "rewrap"])).unwrap();
+    assert!(report["Rewrapped"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(run(&["secret", "get", "app/db"]), "synthetic-db");
+    let again: serde_json::Value = serde_json::from_str(&run(&["kms", "rewrap"])).unwrap();
+    assert_eq!(again["Rewrapped"], 0, "nothing left to move: {again}");
+
+    // Disabled: the secret is unreadable with a clear reason; enabled: readable again.
+    run(&["kms", "disable", "alias/app"]);
+    let out = server.cli().args(["secret", "get", "app/db"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DecryptionFailure") && err.contains("is disabled"), "{err}");
+    run(&["kms", "enable", "alias/app"]);
+    assert_eq!(run(&["secret", "get", "app/db"]), "synthetic-db");
+
+    // Deletion is refused while the secret depends on the key, allowed with --force, and cancellable.
+    let out = server.cli().args(["kms", "schedule-deletion", &key, "--days", "7"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KMSInvalidStateException"));
+    let scheduled = run(&["kms", "schedule-deletion", &key, "--days", "7", "--force"]);
+    assert!(scheduled.contains("PendingDeletion"), "{scheduled}");
+    run(&["kms", "cancel-deletion", &key]);
+    let described = run(&["kms", "describe", &key, "--query", "KeyMetadata.KeyState"]);
+    assert!(described.contains("Disabled"), "{described}");
+}

@@ -189,6 +189,21 @@ fn seed004_parameter_store_js_sdk_v3() {
 }
 
 #[test]
+fn kms_aws_cli() {
+    run_script("bash", "kms_cli.sh", "kms (aws CLI): all checks passed");
+}
+
+#[test]
+fn seed000_parameter_store_and_kms_boto3() {
+    let python = setup().join("venv/bin/python");
+    run_script(
+        python.to_str().expect("utf-8 path"),
+        "seed000_ssm_boto3.py",
+        "seed 000 (boto3, SSM + KMS): all checks passed",
+    );
+}
+
+#[test]
 fn seed001_js_sdk_v3() {
     run_script("node", "seed001_js.mjs", "seed 001 (JS SDK v3): all checks passed");
 }

@@ -77,6 +77,21 @@ fn home_file(parts: &[&str]) -> Option<PathBuf> {
 impl ClientConfig {
     /// Resolves everything for `service` (its endpoint variable is `AWS_ENDPOINT_URL_<SERVICE>`).
     pub fn resolve(opts: &ResolveOptions, service_env_suffix: &str) -> Result<Self, ClientError> {
+        Self::resolve_inner(opts, service_env_suffix, true)
+    }
+
+    /// Like [`resolve`](Self::resolve), but missing credentials are no error: for clients that make
+    /// only unsigned calls ([`Client::call_unsigned`](crate::Client::call_unsigned)), such as unsealing
+    /// a server before any credentials exist. Without credentials, signed calls are refused by the server.
+    pub fn resolve_unsigned(opts: &ResolveOptions, service_env_suffix: &str) -> Result<Self, ClientError> {
+        Self::resolve_inner(opts, service_env_suffix, false)
+    }
+
+    fn resolve_inner(
+        opts: &ResolveOptions,
+        service_env_suffix: &str,
+        credentials_required: bool,
+    ) -> Result<Self, ClientError> {
         let profile = opts.profile.clone().or_else(|| env("AWS_PROFILE")).unwrap_or_else(|| "default".into());
         let credentials_file =
             env("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from).or_else(|| home_file(&[".aws", "credentials"]));
@@ -123,6 +138,11 @@ impl ClientConfig {
                     access_key_id: id,
                     secret_access_key: secret,
                     session_token: from_profile("aws_session_token"),
+                },
+                _ if !credentials_required => Credentials {
+                    access_key_id: String::new(),
+                    secret_access_key: String::new(),
+                    session_token: None,
                 },
                 _ => {
                     return Err(ClientError::Config(format!(

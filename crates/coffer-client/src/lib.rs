@@ -67,6 +67,25 @@ impl Client {
         target: &str,
         request: &Req,
     ) -> Result<Resp, ClientError> {
+        self.send(Some(signing_service), target, request).await
+    }
+
+    /// Calls one JSON 1.1 operation without signing it: for the few targets a server answers before
+    /// any credentials exist (Coffer's `CofferOperator.SealStatus`, `.Init`, `.Unseal`).
+    pub async fn call_unsigned<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        target: &str,
+        request: &Req,
+    ) -> Result<Resp, ClientError> {
+        self.send(None, target, request).await
+    }
+
+    async fn send<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        signing_service: Option<&str>,
+        target: &str,
+        request: &Req,
+    ) -> Result<Resp, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Decode(e.to_string()))?;
         let body = zeroize::Zeroizing::new(body);
         let headers = vec![
@@ -74,15 +93,25 @@ impl Client {
             ("content-type".to_string(), JSON_1_1.to_string()),
             ("x-amz-target".to_string(), target.to_string()),
         ];
-        let signable =
-            coffer_sigv4::SignableRequest { method: "POST", path: "/", query: "", headers: &headers, payload: &body };
-        let auth = coffer_sigv4::sign(
-            &signable,
-            &self.config.credentials,
-            &self.config.region,
-            signing_service,
-            time::OffsetDateTime::now_utc(),
-        );
+        let auth = match signing_service {
+            Some(signing_service) => {
+                let signable = coffer_sigv4::SignableRequest {
+                    method: "POST",
+                    path: "/",
+                    query: "",
+                    headers: &headers,
+                    payload: &body,
+                };
+                coffer_sigv4::sign(
+                    &signable,
+                    &self.config.credentials,
+                    &self.config.region,
+                    signing_service,
+                    time::OffsetDateTime::now_utc(),
+                )
+            }
+            None => Vec::new(),
+        };
         let mut req = self.http.post(format!("{}/", self.config.endpoint));
         for (k, v) in headers.iter().chain(auth.iter()) {
             if k != "host" {

@@ -1,30 +1,18 @@
 use std::fmt;
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use rand::{CryptoRng, RngCore};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
+use crate::kek::{cipher, Kek, FORMAT_MASTER_KEK, NONCE_LEN, TAG_LEN};
 use crate::{CryptoError, MasterKey, SecretBytes, KEY_LEN};
 
-const FORMAT_V1: u8 = 0x01;
+const FORMAT_V1: u8 = FORMAT_MASTER_KEK;
 const KEK_ID_V1: u32 = 1;
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
-const WRAPPED_KEY_LEN: usize = KEY_LEN + TAG_LEN;
-
-// Field offsets of a format-1 envelope (see the table in the crate docs).
-const KEK_ID_AT: usize = 1;
-const WRAP_NONCE_AT: usize = KEK_ID_AT + 4;
-const WRAPPED_KEY_AT: usize = WRAP_NONCE_AT + NONCE_LEN;
-const DATA_NONCE_AT: usize = WRAPPED_KEY_AT + WRAPPED_KEY_LEN;
-const CIPHERTEXT_AT: usize = DATA_NONCE_AT + NONCE_LEN;
-
-/// Bytes a format-1 envelope adds to the value it seals (header, wrapped key, nonces, tag).
-pub const ENVELOPE_OVERHEAD: usize = CIPHERTEXT_AT + TAG_LEN;
 
 /// Domain separation for everything derived from the master key.
 const HKDF_SALT: &[u8] = b"coffer master key derivation v1";
@@ -45,16 +33,12 @@ fn derive(master: &[u8; KEY_LEN], info: &[&[u8]]) -> Zeroizing<[u8; KEY_LEN]> {
     out
 }
 
-fn cipher(key: &[u8; KEY_LEN]) -> Aes256Gcm {
-    Aes256Gcm::new(key.into())
-}
-
 /// Keys derived from the master key, and the envelope operations that use them.
 ///
 /// Built once at start-up and shared (it is `Send + Sync`): the KEK's AES key schedule and GHASH key
 /// are computed here, not on every [`open`](Keyring::open).
 pub struct Keyring {
-    kek: Aes256Gcm,
+    kek: Kek,
     key_check: Aes256Gcm,
     /// Kept (zeroized on drop) only to derive purpose subkeys on request.
     master: Zeroizing<[u8; KEY_LEN]>,
@@ -70,7 +54,7 @@ impl Keyring {
     pub fn new(master: &MasterKey) -> Self {
         let master = master.bytes();
         Keyring {
-            kek: cipher(&derive(master, &[KEK_INFO])),
+            kek: Kek::new(&derive(master, &[KEK_INFO]), FORMAT_V1, KEK_ID_V1),
             key_check: cipher(&derive(master, &[KEY_CHECK_INFO])),
             master: Zeroizing::new(*master),
         }
@@ -121,48 +105,16 @@ impl Keyring {
         }
     }
 
-    /// Envelope-encrypts `plaintext` bound to `aad` (the record identity) under a fresh data key;
-    /// see the crate docs for the layout. Fails only for values beyond AES-GCM's limits.
+    /// Envelope-encrypts `plaintext` bound to `aad` (the record identity) under a fresh data key and
+    /// the master-key-derived KEK (format 1); see the crate docs for the layout. Fails only for values
+    /// beyond AES-GCM's limits.
     pub fn seal(
         &self,
         rng: &mut (impl RngCore + CryptoRng),
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
-        // Draw order (data key, wrap nonce, data nonce) is part of the golden-vector tests.
-        let mut data_key = Zeroizing::new([0u8; KEY_LEN]);
-        rng.fill_bytes(data_key.as_mut());
-        let mut wrap_nonce = [0u8; NONCE_LEN];
-        let mut data_nonce = [0u8; NONCE_LEN];
-        rng.fill_bytes(&mut wrap_nonce);
-        rng.fill_bytes(&mut data_nonce);
-
-        // Build the envelope in one allocation and encrypt both fields in place, so neither the data
-        // key nor the plaintext is copied anywhere but the output buffer.
-        let mut out = Vec::with_capacity(ENVELOPE_OVERHEAD + plaintext.len());
-        out.push(FORMAT_V1);
-        out.extend_from_slice(&KEK_ID_V1.to_be_bytes());
-        out.extend_from_slice(&wrap_nonce);
-        out.extend_from_slice(data_key.as_ref());
-        let wrap_tag = self
-            .kek
-            .encrypt_in_place_detached(Nonce::from_slice(&wrap_nonce), aad, &mut out[WRAPPED_KEY_AT..])
-            .map_err(|_| {
-                out.zeroize();
-                CryptoError::Encrypt
-            })?;
-        out.extend_from_slice(&wrap_tag);
-        out.extend_from_slice(&data_nonce);
-        out.extend_from_slice(plaintext);
-        let data_tag = cipher(&data_key)
-            .encrypt_in_place_detached(Nonce::from_slice(&data_nonce), aad, &mut out[CIPHERTEXT_AT..])
-            .map_err(|_| {
-                // The buffer holds plaintext when encryption refuses it.
-                out.zeroize();
-                CryptoError::Encrypt
-            })?;
-        out.extend_from_slice(&data_tag);
-        Ok(out)
+        self.kek.seal(rng, plaintext, aad)
     }
 
     /// Opens a blob made by [`seal`](Self::seal) with the same `aad`.
@@ -170,43 +122,12 @@ impl Keyring {
     /// Hot path: one allocation (the returned value); the data key stays on the stack and is zeroized.
     /// Any altered bit, truncation, other `aad` or other master key is an error, never a panic.
     pub fn open(&self, blob: &[u8], aad: &[u8]) -> Result<SecretBytes, CryptoError> {
-        let (&format, _) = blob.split_first().ok_or(CryptoError::MalformedEnvelope)?;
-        if format != FORMAT_V1 {
-            return Err(CryptoError::UnknownFormat(format));
-        }
-        if blob.len() < ENVELOPE_OVERHEAD {
-            return Err(CryptoError::MalformedEnvelope);
-        }
-        let mut kek_id = [0u8; 4];
-        kek_id.copy_from_slice(&blob[KEK_ID_AT..WRAP_NONCE_AT]);
-        let kek_id = u32::from_be_bytes(kek_id);
-        // One KEK today; rotation will look the id up among several.
-        if kek_id != KEK_ID_V1 {
-            return Err(CryptoError::UnknownKek(kek_id));
-        }
-        let wrap_nonce = &blob[WRAP_NONCE_AT..WRAPPED_KEY_AT];
-        let (wrapped_key, wrap_tag) = blob[WRAPPED_KEY_AT..DATA_NONCE_AT].split_at(KEY_LEN);
-        let data_nonce = &blob[DATA_NONCE_AT..CIPHERTEXT_AT];
-        let (ciphertext, data_tag) = blob[CIPHERTEXT_AT..].split_at(blob.len() - CIPHERTEXT_AT - TAG_LEN);
+        self.kek.open(blob, aad)
+    }
 
-        let mut data_key = Zeroizing::new([0u8; KEY_LEN]);
-        data_key.copy_from_slice(wrapped_key);
-        self.kek
-            .decrypt_in_place_detached(Nonce::from_slice(wrap_nonce), aad, data_key.as_mut(), Tag::from_slice(wrap_tag))
-            .map_err(|_| CryptoError::Decrypt)?;
-
-        // aes-gcm checks the tag before decrypting, so on failure the buffer still holds ciphertext;
-        // zeroizing wrappers are for the success path.
-        let mut value = SecretBytes::new(ciphertext.to_vec());
-        cipher(&data_key)
-            .decrypt_in_place_detached(
-                Nonce::from_slice(data_nonce),
-                aad,
-                value.expose_mut(),
-                Tag::from_slice(data_tag),
-            )
-            .map_err(|_| CryptoError::Decrypt)?;
-        Ok(value)
+    /// The master-key-derived KEK, for re-wrapping format-1 envelopes under a KMS key.
+    pub fn master_kek(&self) -> &Kek {
+        &self.kek
     }
 
     /// An independent 32-byte key for another purpose (e.g. `"coffer audit signing v1"`,

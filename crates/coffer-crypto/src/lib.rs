@@ -45,10 +45,34 @@
 //! secret ARN and version id) is the AES-GCM associated data of **both** encryptions, so a blob copied
 //! to another record does not open. The total overhead is [`ENVELOPE_OVERHEAD`] (93) bytes.
 //!
+//! # Envelope layout (format 2): under a KMS key
+//!
+//! Format 1 with a longer header: `0x02 | KMS key id (16, the key's UUID) | material version (u32 BE)`,
+//! then the same fields (wrap nonce, wrapped data key, data nonce, ciphertext); 109 bytes of overhead.
+//! The envelope names the KMS key that protects it, as AWS ciphertexts do, so records need no extra
+//! column to find their key; the header is AES-GCM associated data of neither encryption, but a wrong
+//! key or version simply fails to unwrap. A KMS key's material is 32 random
+//! bytes, stored sealed under the master key. Key rotation adds a material version; [`Kek::rewrap`]
+//! moves an envelope to the newest version by re-wrapping only its data key.
+//!
+//! # KMS ciphertext blob (format 3)
+//!
+//! What the KMS `Encrypt`/`GenerateDataKey` APIs return: `0x03 | key id (16, the key's UUID) | material
+//! version (u32 BE) | nonce (12) | ciphertext | tag (16)`, encrypted directly under the key material; the
+//! AES-GCM associated data is the 21-byte header followed by the canonical encryption context, so a
+//! blob decrypts only under the same key and the same context.
+//!
 //! # Key-check layout (format 1)
 //!
 //! Produced by [`Keyring::key_check`]: `0x01 | nonce (12) | AES-256-GCM("coffer master key check") + tag`,
 //! 52 bytes, encrypted under the key-check key with no associated data.
+//!
+//! # Sealing the master key with key shares
+//!
+//! [`SealConfig::create`] seals the master key under a random 32-byte unseal key
+//! (`0x01 | nonce (12) | AES-256-GCM(master key) + tag`, AAD [`SEALED_MASTER_KEY_AAD`]) and splits the
+//! unseal key into Shamir key shares (`0x01 | x | y (32)`, base64); the configuration keeps the SHA-256
+//! of each share so [`ShareSet`] can refuse unknown and duplicate shares on arrival.
 //!
 //! # Example
 //!
@@ -66,14 +90,24 @@
 //! ```
 
 mod error;
+mod kek;
 mod keyring;
 mod master;
 mod secret;
+mod shamir;
 
 pub use error::CryptoError;
-pub use keyring::{Keyring, ENVELOPE_OVERHEAD};
+pub use kek::{
+    envelope_kek, kms_ciphertext_key, EnvelopeKek, Kek, ENVELOPE_OVERHEAD, FORMAT_KMS_CIPHERTEXT, FORMAT_KMS_KEY,
+    FORMAT_MASTER_KEK, KMS_CIPHERTEXT_OVERHEAD, KMS_ENVELOPE_OVERHEAD, KMS_KEY_ID_LEN,
+};
+pub use keyring::Keyring;
 pub use master::{MasterKey, PassphraseParams};
 pub use secret::SecretBytes;
+pub use shamir::{
+    check_share_parameters, KeyShare, SealConfig, ShamirError, ShareSet, MAX_KEY_SHARES, SEALED_MASTER_KEY_AAD,
+    SEAL_CONFIG_FORMAT, SHARE_FORMAT,
+};
 
 /// Length of every symmetric key here (AES-256, HKDF outputs, the master key).
 const KEY_LEN: usize = 32;

@@ -120,8 +120,15 @@ fn header_errors_are_specific() {
     let k = keyring(1);
     let blob = k.seal(&mut OsRng, b"v", b"aad").unwrap();
     let mut t = blob.clone();
+    t[0] = 0x09;
+    assert_eq!(k.open(&t, b"aad").unwrap_err(), CryptoError::UnknownFormat(9));
+    // Format 2 (a KMS key's envelope) has a longer header: this blob is too short to be one...
     t[0] = 0x02;
-    assert_eq!(k.open(&t, b"aad").unwrap_err(), CryptoError::UnknownFormat(2));
+    assert_eq!(k.open(&t, b"aad").unwrap_err(), CryptoError::MalformedEnvelope);
+    // ...and a long enough one names material the master keyring does not hold.
+    let mut long = k.seal(&mut OsRng, &[7u8; 64], b"aad").unwrap();
+    long[0] = 0x02;
+    assert!(matches!(k.open(&long, b"aad").unwrap_err(), CryptoError::UnknownKek(_)));
     let mut t = blob.clone();
     t[1..5].copy_from_slice(&7u32.to_be_bytes());
     assert_eq!(k.open(&t, b"aad").unwrap_err(), CryptoError::UnknownKek(7));

@@ -18,6 +18,9 @@ pub enum MasterKeySource {
     /// A passphrase (from `COFFER_PASSPHRASE` or a file) stretched with Argon2id; its salt and costs
     /// are kept in `<data-dir>/passphrase.json`.
     Passphrase,
+    /// Sealed with Shamir key shares: the server starts sealed and gets the master key only when
+    /// `coffer operator unseal` has submitted the threshold of shares (see `seal.rs`).
+    Shamir,
 }
 
 /// Everything `coffer server` needs to run.
@@ -92,5 +95,24 @@ impl ServerConfig {
             anyhow::bail!("region must not be empty");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_master_key_source_is_spelled_in_toml() {
+        for (text, source) in [
+            ("file", MasterKeySource::File),
+            ("env", MasterKeySource::Env),
+            ("passphrase", MasterKeySource::Passphrase),
+            ("shamir", MasterKeySource::Shamir),
+        ] {
+            let config: ServerConfig = toml::from_str(&format!("master_key_source = \"{text}\"")).expect("parses");
+            assert_eq!(config.master_key_source, source, "{text}");
+        }
+        assert!(toml::from_str::<ServerConfig>("master_key_source = \"vault\"").is_err());
     }
 }

@@ -1,9 +1,11 @@
 //! Coffer's server: turns a [`ServerConfig`] into a running process — storage opened, master key
 //! found, service initialized, listener (plain or TLS) serving the AWS front-end, the deletion
-//! scheduler ticking — and shuts it down gracefully, finishing in-flight requests.
+//! scheduler ticking — and shuts it down gracefully, finishing in-flight requests. With the `shamir`
+//! key source the server starts sealed and serves through the [`seal::Gate`] until unsealed.
 
 pub mod config;
 pub mod master_key;
+pub mod seal;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,10 +34,14 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     /// Set on the very first start only: the root access key, shown once.
     pub root_credentials: Option<NewAccessKey>,
-    pub service: Arc<Service>,
+    /// The service, for the key sources that have the master key at start. `None` with `shamir`,
+    /// whose service exists only while unsealed: see [`current_service`](Self::current_service).
+    pub service: Option<Arc<Service>>,
     pub tls: bool,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The seal gate (`shamir` key source only).
+    gate: Option<Arc<seal::Gate>>,
 }
 
 impl RunningServer {
@@ -43,6 +49,23 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(gate) = &self.gate {
+            gate.seal_for_shutdown().await;
+        }
+    }
+
+    /// The service now serving: always the same one for the file, env and passphrase sources; with
+    /// `shamir`, the one of the current unseal, or `None` while sealed.
+    pub fn current_service(&self) -> Option<Arc<Service>> {
+        match &self.gate {
+            Some(gate) => gate.current_service(),
+            None => self.service.clone(),
+        }
+    }
+
+    /// Whether the server is sealed (only ever with the `shamir` source).
+    pub fn is_sealed(&self) -> bool {
+        self.gate.as_ref().is_some_and(|gate| gate.is_sealed())
     }
 
     /// The base URL clients use.
@@ -98,6 +121,20 @@ fn tls_acceptor(config: &ServerConfig) -> anyhow::Result<Option<tokio_rustls::Tl
     Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
 }
 
+/// The service over `store` under `keyring`, as every key source builds it.
+fn build_service(store: Arc<dyn Store>, keyring: Arc<Keyring>, config: &ServerConfig) -> Arc<Service> {
+    Arc::new(Service::new(
+        store,
+        keyring,
+        Arc::new(SystemClock),
+        ServiceConfig {
+            account_id: config.account_id.clone(),
+            max_versions: config.max_versions,
+            ..Default::default()
+        },
+    ))
+}
+
 /// Opens storage, finds the master key, initializes, binds and starts serving.
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     config.validate()?;
@@ -109,20 +146,21 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
             .with_context(|| format!("opening the database {}", db_path.display()))?,
     );
     let data_exists = store.get_setting("master-key-check").await.context("reading the database")?.is_some();
+    let sealed_with_shares =
+        store.get_setting(seal::SETTING_SEAL_CONFIG).await.context("reading the database")?.is_some();
+    if config.master_key_source == MasterKeySource::Shamir {
+        return start_sealed(config, store, data_exists, sealed_with_shares).await;
+    }
+    if sealed_with_shares {
+        bail!(
+            "this data is sealed with key shares: start coffer with --master-key-source shamir (master_key_source = \"shamir\")"
+        );
+    }
     let master = master_key::load(&config, data_exists)?;
     let keyring = Arc::new(Keyring::new(&master));
     drop(master);
 
-    let service = Arc::new(Service::new(
-        store,
-        keyring,
-        Arc::new(SystemClock),
-        ServiceConfig {
-            account_id: config.account_id.clone(),
-            max_versions: config.max_versions,
-            ..Default::default()
-        },
-    ));
+    let service = build_service(store, keyring, &config);
     let root_credentials = match service.initialize().await {
         Ok(created) => created,
         Err(e) if e.kind == ErrorKind::AccessDenied => bail!("refusing to start: {}", e.message),
@@ -133,9 +171,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         master_key::write_private_file(&path, credentials_file_text(key)?.as_bytes())?;
     }
 
-    let tls = tls_acceptor(&config)?;
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    let local_addr = listener.local_addr()?;
+    let (tls, listener, local_addr) = bind(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let api = Arc::new(ApiState::new(service.clone()));
 
@@ -147,14 +183,91 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     );
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let is_tls = tls.is_some();
-    let task = tokio::spawn(serve(listener, api, tls, shutdown_rx, grace));
+    let task = tokio::spawn(serve(listener, Frontend::Open(api), tls, shutdown_rx, grace));
     tracing::info!(%local_addr, tls = is_tls, backend = service.backend_name(), "coffer is serving");
-    Ok(RunningServer { local_addr, root_credentials, service, tls: is_tls, shutdown: shutdown_tx, task })
+    Ok(RunningServer {
+        local_addr,
+        root_credentials,
+        service: Some(service),
+        tls: is_tls,
+        shutdown: shutdown_tx,
+        task,
+        gate: None,
+    })
+}
+
+async fn bind(config: &ServerConfig) -> anyhow::Result<(Option<tokio_rustls::TlsAcceptor>, TcpListener, SocketAddr)> {
+    let tls = tls_acceptor(config)?;
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    Ok((tls, listener, local_addr))
+}
+
+/// The `shamir` source: no key at start, so serve sealed through the gate until unsealed.
+async fn start_sealed(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    data_exists: bool,
+    sealed_with_shares: bool,
+) -> anyhow::Result<RunningServer> {
+    if std::env::var_os("COFFER_MASTER_KEY").is_some() {
+        bail!("COFFER_MASTER_KEY is set but the configured master key source is shamir");
+    }
+    if data_exists && !sealed_with_shares {
+        bail!(
+            "this data was initialized with another master key source (file, env or passphrase); start coffer with that source"
+        );
+    }
+    let (tls, listener, local_addr) = bind(&config).await?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let is_tls = tls.is_some();
+    let gate = Arc::new(seal::Gate::new(store, config, sealed_with_shares));
+    let task = tokio::spawn(serve(listener, Frontend::Gated(gate.clone()), tls, shutdown_rx, grace));
+    if sealed_with_shares {
+        tracing::info!(%local_addr, tls = is_tls, "coffer is serving sealed; unseal it with `coffer operator unseal`");
+    } else {
+        tracing::info!(%local_addr, tls = is_tls, "coffer is serving uninitialized; initialize it with `coffer operator init`");
+    }
+    Ok(RunningServer {
+        local_addr,
+        root_credentials: None,
+        service: None,
+        tls: is_tls,
+        shutdown: shutdown_tx,
+        task,
+        gate: Some(gate),
+    })
+}
+
+/// What the accept loop hands requests to.
+#[derive(Clone)]
+enum Frontend {
+    /// The master key was there at start: the AWS front-end directly.
+    Open(Arc<ApiState>),
+    /// `shamir`: the seal gate in front of it.
+    Gated(Arc<seal::Gate>),
+}
+
+impl Frontend {
+    async fn handle<B>(
+        &self,
+        remote: SocketAddr,
+        req: hyper::Request<B>,
+    ) -> hyper::Response<http_body_util::Full<bytes::Bytes>>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+    {
+        match self {
+            Frontend::Open(api) => coffer_api_aws::handle(api, remote, req).await,
+            Frontend::Gated(gate) => gate.handle(remote, req).await,
+        }
+    }
 }
 
 async fn serve(
     listener: TcpListener,
-    api: Arc<ApiState>,
+    frontend: Frontend,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
@@ -174,10 +287,10 @@ async fn serve(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let api = api.clone();
+        let frontend = frontend.clone();
         let svc = service_fn(move |req| {
-            let api = api.clone();
-            async move { Ok::<_, Infallible>(coffer_api_aws::handle(&api, remote, req).await) }
+            let frontend = frontend.clone();
+            async move { Ok::<_, Infallible>(frontend.handle(remote, req).await) }
         });
         let watcher = graceful.watcher();
         let tls = tls.clone();
@@ -212,6 +325,11 @@ fn spawn_deletion_scheduler(
     mut shutdown: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
+        if let Err(e) = service.ensure_default_keys(&region).await {
+            tracing::warn!(error = %e, "creating the default KMS keys failed");
+        }
+        // The first pass also moves values sealed before KMS keys existed under their keys.
+        let mut rewrap_due = true;
         let mut ticker = tokio::time::interval(every);
         loop {
             tokio::select! {
@@ -221,6 +339,28 @@ fn spawn_deletion_scheduler(
                     }
                     if let Err(e) = service.purge_expired_parameters(&region).await {
                         tracing::warn!(error = %e, "parameter expiration pass failed");
+                    }
+                    match service.rotate_due_keys(&region).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(keys = n, "rotated KMS keys on schedule");
+                            rewrap_due = true;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "key rotation pass failed"),
+                    }
+                    if let Err(e) = service.purge_due_key_deletions(&region).await {
+                        tracing::warn!(error = %e, "key deletion pass failed");
+                    }
+                    if rewrap_due || service.take_rewrap_request() {
+                        match service.rewrap_region(&region).await {
+                            Ok(report) => {
+                                rewrap_due = false;
+                                if report.rewrapped > 0 {
+                                    tracing::info!(rewrapped = report.rewrapped, skipped = report.skipped, "re-wrapped data keys under the newest key material");
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "re-wrap pass failed"),
+                        }
                     }
                 }
                 _ = shutdown.changed() => break,

@@ -42,6 +42,8 @@ pub fn load(config: &ServerConfig, data_exists: bool) -> anyhow::Result<MasterKe
         MasterKeySource::Env => bail!("the master key source is env but COFFER_MASTER_KEY is not set"),
         MasterKeySource::File => load_or_create_key_file(&config.data_dir.join(KEY_FILE), data_exists),
         MasterKeySource::Passphrase => from_passphrase(config, data_exists),
+        // There is no key to load at start: the seal gate rebuilds it from key shares.
+        MasterKeySource::Shamir => bail!("the shamir master key source is unsealed with key shares, not loaded"),
     }
 }
 

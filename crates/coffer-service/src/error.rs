@@ -56,6 +56,24 @@ pub enum ErrorKind {
     InvalidFilterOption,
     /// A listing filter's values are missing or malformed.
     InvalidFilterValue,
+    /// A KMS key (or alias) does not exist.
+    KmsNotFound,
+    /// The KMS key is disabled.
+    KmsDisabled,
+    /// The KMS key's state does not allow the operation (pending deletion, ...).
+    KmsInvalidState,
+    /// A KMS ciphertext is malformed, was altered, or its encryption context differs.
+    InvalidCiphertext,
+    /// The KMS key named in a decryption is not the one the ciphertext was made under.
+    IncorrectKey,
+    /// A KMS alias name breaks the naming rules.
+    InvalidAliasName,
+    /// A KMS tag breaks the tagging rules.
+    KmsTag,
+    /// The operation is valid in AWS but not for this resource (AWS managed keys, key specs).
+    UnsupportedOperation,
+    /// An SSM KeyId that names no usable KMS key.
+    InvalidKeyId,
 }
 
 /// An error from the service layer: a kind and a caller-facing message.

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod kms;
 pub mod parameters;
 pub mod password;
 pub mod secrets;
@@ -53,6 +54,9 @@ pub struct Service {
     cache: cache::SecretCache,
     parameter_cache: parameters::cache::ParameterCache,
     credentials: credentials::CredentialCache,
+    kms_keys: kms::keys::KeyCache,
+    /// Set when key material changed on demand; the scheduler's next tick runs a re-wrap pass.
+    rewrap_requested: std::sync::atomic::AtomicBool,
 }
 
 impl Service {
@@ -65,6 +69,8 @@ impl Service {
             cache: Default::default(),
             parameter_cache: Default::default(),
             credentials: Default::default(),
+            kms_keys: Default::default(),
+            rewrap_requested: Default::default(),
         }
     }
 
@@ -84,6 +90,16 @@ impl Service {
     /// Drops any cached copy of a parameter (its state changed on another node).
     pub fn invalidate_parameter(&self, region: &str, name: &str) {
         self.parameter_cache.invalidate(region, name);
+    }
+
+    /// Whether a re-wrap pass was asked for since the last call (and clears the request).
+    pub fn take_rewrap_request(&self) -> bool {
+        self.rewrap_requested.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Drops any cached copy of a KMS key (it changed on another node).
+    pub fn invalidate_kms_key(&self, region: &str, key_id: &str) {
+        self.kms_keys.invalidate(region, key_id);
     }
 
     /// Drops any cached copy of a secret (its state changed on another node).

@@ -26,8 +26,9 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use coffer_store::{
-    AccessKeyRecord, EpochMillis, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState,
-    SecretWrite, Store, StoreError, StoreResult,
+    AccessKeyRecord, AliasRecord, AliasWrite, EnvelopeSwap, EpochMillis, KmsKeyRecord, KmsKeyState, KmsKeyWrite,
+    ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store, StoreError,
+    StoreResult,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -168,11 +169,11 @@ impl Store for SqliteStore {
     }
 
     async fn write_secret(&self, write: SecretWrite) -> StoreResult<()> {
-        self.write(WriteOp::Secret(Box::new(write))).await.map(|_| ())
+        self.write(WriteOp::Secret(Box::new(write))).await.map(drop)
     }
 
     async fn touch_secret_accessed(&self, arn: &str, day: EpochMillis) -> StoreResult<()> {
-        self.write(WriteOp::TouchAccessed { arn: arn.to_string(), day }).await.map(|_| ())
+        self.write(WriteOp::TouchAccessed { arn: arn.to_string(), day }).await.map(drop)
     }
 
     async fn secrets_due_for_deletion(&self, now: EpochMillis) -> StoreResult<Vec<(String, u64)>> {
@@ -180,7 +181,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_access_key(&self, key: AccessKeyRecord) -> StoreResult<()> {
-        self.write(WriteOp::InsertAccessKey(key)).await.map(|_| ())
+        self.write(WriteOp::InsertAccessKey(key)).await.map(drop)
     }
 
     async fn get_access_key(&self, access_key_id: &str) -> StoreResult<Option<AccessKeyRecord>> {
@@ -194,7 +195,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_parameter(&self, write: ParameterWrite) -> StoreResult<()> {
-        self.write(WriteOp::Parameter(Box::new(write))).await.map(|_| ())
+        self.write(WriteOp::Parameter(Box::new(write))).await.map(drop)
     }
 
     async fn list_parameters(&self, query: ParameterQuery) -> StoreResult<Vec<ParameterState>> {
@@ -207,7 +208,54 @@ impl Store for SqliteStore {
     }
 
     async fn put_setting_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<bool> {
-        self.write(WriteOp::PutSettingIfAbsent { key: key.to_string(), value: value.to_vec() }).await
+        self.write(WriteOp::PutSettingIfAbsent { key: key.to_string(), value: value.to_vec() }).await.map(|n| n == 1)
+    }
+
+    async fn replace_setting(&self, key: &str, expected: &[u8], value: &[u8]) -> StoreResult<bool> {
+        self.write(WriteOp::ReplaceSetting { key: key.to_string(), expected: expected.to_vec(), value: value.to_vec() })
+            .await
+            .map(|n| n == 1)
+    }
+
+    async fn load_kms_key(&self, region: &str, key_id: &str) -> StoreResult<Option<KmsKeyState>> {
+        let (region, key_id) = (region.to_string(), key_id.to_string());
+        self.readers.read(move |c| reader::load_kms_key(c, &region, &key_id)).await
+    }
+
+    async fn list_kms_keys(&self, region: &str) -> StoreResult<Vec<KmsKeyRecord>> {
+        let region = region.to_string();
+        self.readers.read(move |c| reader::list_kms_keys(c, &region)).await
+    }
+
+    async fn write_kms_key(&self, write: KmsKeyWrite) -> StoreResult<()> {
+        self.write(WriteOp::KmsKey(Box::new(write))).await.map(drop)
+    }
+
+    async fn load_alias(&self, region: &str, alias_name: &str) -> StoreResult<Option<AliasRecord>> {
+        let (region, alias_name) = (region.to_string(), alias_name.to_string());
+        self.readers.read(move |c| reader::load_alias(c, &region, &alias_name)).await
+    }
+
+    async fn list_aliases(&self, region: &str) -> StoreResult<Vec<AliasRecord>> {
+        let region = region.to_string();
+        self.readers.read(move |c| reader::list_aliases(c, &region)).await
+    }
+
+    async fn write_alias(&self, write: AliasWrite) -> StoreResult<()> {
+        self.write(WriteOp::Alias(write)).await.map(drop)
+    }
+
+    async fn rewrap_secret_versions(&self, arn: &str, swaps: Vec<EnvelopeSwap<String>>) -> StoreResult<usize> {
+        self.write(WriteOp::RewrapSecret { arn: arn.to_string(), swaps }).await
+    }
+
+    async fn rewrap_parameter_versions(
+        &self,
+        region: &str,
+        name: &str,
+        swaps: Vec<EnvelopeSwap<i64>>,
+    ) -> StoreResult<usize> {
+        self.write(WriteOp::RewrapParameter { region: region.to_string(), name: name.to_string(), swaps }).await
     }
 }
 

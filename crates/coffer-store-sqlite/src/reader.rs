@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use coffer_store::{
-    AccessKeyRecord, ParameterQuery, ParameterState, ParameterVersionRecord, RotationSettings, SecretRecord,
-    SecretState, StoreResult, Tag, ValueKind, VersionRecord,
+    AccessKeyRecord, AliasRecord, KeyMaterialRecord, KmsKeyRecord, KmsKeyState, ParameterQuery, ParameterState,
+    ParameterVersionRecord, RotationSettings, SecretRecord, SecretState, StoreResult, Tag, ValueKind, VersionRecord,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::Semaphore;
@@ -337,5 +337,83 @@ pub(crate) fn list_parameters(conn: &Connection, q: &ParameterQuery) -> StoreRes
         }
     }
     tx.finish().map_err(map_sqlite)?;
+    Ok(out)
+}
+
+/// One KMS key with its material versions, from one read transaction.
+pub(crate) fn load_kms_key(conn: &Connection, region: &str, key_id: &str) -> StoreResult<Option<KmsKeyState>> {
+    let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+    let meta: Option<String> = tx
+        .prepare_cached("SELECT meta FROM kms_keys WHERE region = ?1 AND key_id = ?2")
+        .and_then(|mut s| s.query_row([region, key_id], |r| r.get(0)).optional())
+        .map_err(map_sqlite)?;
+    let Some(meta) = meta else { return Ok(None) };
+    let key: KmsKeyRecord = serde_json::from_str(&meta).map_err(|e| corrupt(format!("KMS key {key_id}: {e}")))?;
+    let mut materials = Vec::new();
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT version, created, sealed FROM kms_key_materials
+                 WHERE region = ?1 AND key_id = ?2 ORDER BY version",
+            )
+            .map_err(map_sqlite)?;
+        let mut rows = stmt.query([region, key_id]).map_err(map_sqlite)?;
+        while let Some(r) = rows.next().map_err(map_sqlite)? {
+            materials.push(KeyMaterialRecord { version: get(r, 0)?, created: get(r, 1)?, sealed: get(r, 2)? });
+        }
+    }
+    tx.finish().map_err(map_sqlite)?;
+    Ok(Some(KmsKeyState { key, materials }))
+}
+
+pub(crate) fn list_kms_keys(conn: &Connection, region: &str) -> StoreResult<Vec<KmsKeyRecord>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT key_id, meta FROM kms_keys WHERE region = ?1 ORDER BY created, key_id")
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([region]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        let key_id: String = get(r, 0)?;
+        out.push(json(r, 1, "KMS key", &key_id)?);
+    }
+    Ok(out)
+}
+
+fn alias_from_row(r: &Row<'_>) -> StoreResult<AliasRecord> {
+    Ok(AliasRecord {
+        region: get(r, 0)?,
+        alias_name: get(r, 1)?,
+        target_key_id: get(r, 2)?,
+        created: get(r, 3)?,
+        last_updated: get(r, 4)?,
+    })
+}
+
+pub(crate) fn load_alias(conn: &Connection, region: &str, alias_name: &str) -> StoreResult<Option<AliasRecord>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT region, alias_name, target_key_id, created, last_updated FROM kms_aliases
+             WHERE region = ?1 AND alias_name = ?2",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([region, alias_name]).map_err(map_sqlite)?;
+    match rows.next().map_err(map_sqlite)? {
+        Some(r) => Ok(Some(alias_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn list_aliases(conn: &Connection, region: &str) -> StoreResult<Vec<AliasRecord>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT region, alias_name, target_key_id, created, last_updated FROM kms_aliases
+             WHERE region = ?1 ORDER BY alias_name",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([region]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        out.push(alias_from_row(r)?);
+    }
     Ok(out)
 }

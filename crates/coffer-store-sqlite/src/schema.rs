@@ -33,10 +33,11 @@ pub(crate) struct Migration {
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
     Migration { version: 2, name: "parameters", sql: include_str!("../migrations/0002_parameters.sql") },
+    Migration { version: 3, name: "kms", sql: include_str!("../migrations/0003_kms.sql") },
 ];
 
 /// The schema version this binary writes (the last migration's).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for a lock held by another connection or process before giving up
 /// with `Unavailable`.

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_store::{
-    AccessKeyRecord, EpochMillis, ParameterVersionRecord, ParameterWrite, SecretWrite, StoreError, StoreResult,
-    VersionRecord,
+    AccessKeyRecord, AliasWrite, EnvelopeSwap, EpochMillis, KeyMaterialRecord, KmsKeyWrite, ParameterVersionRecord,
+    ParameterWrite, SecretWrite, StoreError, StoreResult, VersionRecord,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
@@ -49,10 +49,16 @@ pub(crate) enum WriteOp {
     TouchAccessed { arn: String, day: EpochMillis },
     InsertAccessKey(AccessKeyRecord),
     PutSettingIfAbsent { key: String, value: Vec<u8> },
+    ReplaceSetting { key: String, expected: Vec<u8>, value: Vec<u8> },
+    KmsKey(Box<KmsKeyWrite>),
+    Alias(AliasWrite),
+    RewrapSecret { arn: String, swaps: Vec<EnvelopeSwap<String>> },
+    RewrapParameter { region: String, name: String, swaps: Vec<EnvelopeSwap<i64>> },
 }
 
-/// What a write answers: `true` for done; for `PutSettingIfAbsent`, whether it wrote.
-pub(crate) type WriteReply = StoreResult<bool>;
+/// What a write answers: how many rows it changed (1 for a decided change; 0 or 1 for the conditional
+/// setting writes; the envelopes replaced for a re-wrap).
+pub(crate) type WriteReply = StoreResult<usize>;
 
 pub(crate) struct Job {
     pub op: WriteOp,
@@ -193,8 +199,33 @@ pub(crate) fn revision_to_sql(r: u64) -> StoreResult<i64> {
 
 fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
     match op {
-        WriteOp::Secret(write) => apply_secret_write(conn, write).map(|()| true),
-        WriteOp::Parameter(write) => apply_parameter_write(conn, write).map(|()| true),
+        WriteOp::Secret(write) => apply_secret_write(conn, write).map(|()| 1),
+        WriteOp::Parameter(write) => apply_parameter_write(conn, write).map(|()| 1),
+        WriteOp::KmsKey(write) => apply_kms_key_write(conn, write).map(|()| 1),
+        WriteOp::Alias(write) => apply_alias_write(conn, write).map(|()| 1),
+        WriteOp::RewrapSecret { arn, swaps } => {
+            let mut done = 0;
+            for swap in swaps {
+                done += exec(
+                    conn,
+                    "UPDATE secret_versions SET envelope = ?4 WHERE arn = ?1 AND version_id = ?2 AND envelope = ?3",
+                    params![arn, swap.version, swap.old, swap.new],
+                )?;
+            }
+            Ok(done)
+        }
+        WriteOp::RewrapParameter { region, name, swaps } => {
+            let mut done = 0;
+            for swap in swaps {
+                done += exec(
+                    conn,
+                    "UPDATE parameter_versions SET envelope = ?5
+                     WHERE region = ?1 AND name = ?2 AND version = ?3 AND envelope = ?4",
+                    params![region, name, swap.version, swap.old, swap.new],
+                )?;
+            }
+            Ok(done)
+        }
         WriteOp::TouchAccessed { arn, day } => {
             // Skipped when unchanged: most reads on a day find it already recorded, and an unchanged row
             // costs no page write.
@@ -203,7 +234,7 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
                 "UPDATE secrets SET last_accessed = ?2 WHERE arn = ?1 AND last_accessed IS NOT ?2",
                 params![arn, day],
             )?;
-            Ok(true)
+            Ok(1)
         }
         WriteOp::InsertAccessKey(k) => {
             exec(
@@ -212,7 +243,7 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![k.access_key_id, k.sealed_secret, k.principal_arn, k.user_name, k.status, k.created],
             )?;
-            Ok(true)
+            Ok(1)
         }
         WriteOp::PutSettingIfAbsent { key, value } => {
             let n = exec(
@@ -220,7 +251,15 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
                 "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
                 params![key, value],
             )?;
-            Ok(n == 1)
+            Ok(n)
+        }
+        WriteOp::ReplaceSetting { key, expected, value } => {
+            let n = exec(
+                conn,
+                "UPDATE settings SET value = ?3 WHERE key = ?1 AND value = ?2",
+                params![key, expected, value],
+            )?;
+            Ok(n)
         }
     }
 }
@@ -448,6 +487,113 @@ fn apply_parameter_write(conn: &Connection, write: &ParameterWrite) -> StoreResu
                 ));
             }
             exec(conn, "DELETE FROM parameter_versions WHERE region = ?1 AND name = ?2", params![region, name])?;
+            Ok(())
+        }
+    }
+}
+
+fn apply_kms_key_write(conn: &Connection, write: &KmsKeyWrite) -> StoreResult<()> {
+    write.check()?;
+    match write {
+        KmsKeyWrite::Create(state) => {
+            let k = &state.key;
+            exec(
+                conn,
+                "INSERT INTO kms_keys (region, key_id, created, revision, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![k.region, k.key_id, k.created, revision_to_sql(k.revision)?, to_json(k)?],
+            )?;
+            for m in &state.materials {
+                insert_material(conn, &k.region, &k.key_id, m)?;
+            }
+            Ok(())
+        }
+        KmsKeyWrite::Update { expected_revision, key, new_material } => {
+            let changed = exec(
+                conn,
+                "UPDATE kms_keys SET revision = ?4, meta = ?5 WHERE region = ?1 AND key_id = ?2 AND revision = ?3",
+                params![
+                    key.region,
+                    key.key_id,
+                    revision_to_sql(*expected_revision)?,
+                    revision_to_sql(key.revision)?,
+                    to_json(key)?
+                ],
+            )?;
+            if changed == 0 {
+                return Err(missing_or_conflict(
+                    conn,
+                    "SELECT 1 FROM kms_keys WHERE region = ?1 AND key_id = ?2",
+                    [&key.region, &key.key_id],
+                ));
+            }
+            if let Some(m) = new_material {
+                insert_material(conn, &key.region, &key.key_id, m)?;
+            }
+            Ok(())
+        }
+        KmsKeyWrite::Delete { region, key_id, expected_revision } => {
+            let changed = exec(
+                conn,
+                "DELETE FROM kms_keys WHERE region = ?1 AND key_id = ?2 AND revision = ?3",
+                params![region, key_id, revision_to_sql(*expected_revision)?],
+            )?;
+            if changed == 0 {
+                return Err(missing_or_conflict(
+                    conn,
+                    "SELECT 1 FROM kms_keys WHERE region = ?1 AND key_id = ?2",
+                    [region, key_id],
+                ));
+            }
+            exec(conn, "DELETE FROM kms_key_materials WHERE region = ?1 AND key_id = ?2", params![region, key_id])?;
+            exec(conn, "DELETE FROM kms_aliases WHERE region = ?1 AND target_key_id = ?2", params![region, key_id])?;
+            Ok(())
+        }
+    }
+}
+
+fn insert_material(conn: &Connection, region: &str, key_id: &str, m: &KeyMaterialRecord) -> StoreResult<()> {
+    // A second writer adding the same version loses on the primary key: that is a conflict.
+    match exec(
+        conn,
+        "INSERT INTO kms_key_materials (region, key_id, version, created, sealed) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![region, key_id, m.version, m.created, m.sealed],
+    ) {
+        Err(StoreError::AlreadyExists) => Err(StoreError::Conflict),
+        other => other.map(|_| ()),
+    }
+}
+
+fn apply_alias_write(conn: &Connection, write: &AliasWrite) -> StoreResult<()> {
+    match write {
+        AliasWrite::Create(a) => {
+            exec(
+                conn,
+                "INSERT INTO kms_aliases (region, alias_name, target_key_id, created, last_updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![a.region, a.alias_name, a.target_key_id, a.created, a.last_updated],
+            )?;
+            Ok(())
+        }
+        AliasWrite::Update(a) => {
+            let changed = exec(
+                conn,
+                "UPDATE kms_aliases SET target_key_id = ?3, last_updated = ?4 WHERE region = ?1 AND alias_name = ?2",
+                params![a.region, a.alias_name, a.target_key_id, a.last_updated],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+        AliasWrite::Delete { region, alias_name } => {
+            let changed = exec(
+                conn,
+                "DELETE FROM kms_aliases WHERE region = ?1 AND alias_name = ?2",
+                params![region, alias_name],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
             Ok(())
         }
     }

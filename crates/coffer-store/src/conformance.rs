@@ -81,6 +81,10 @@ macro_rules! conformance_suite {
             due_for_deletion_boundary,
             access_keys_insert_get_and_duplicates,
             settings_put_if_absent,
+            settings_replace_is_compare_and_swap,
+            kms_keys_round_trip_and_compare_and_swap,
+            kms_aliases_and_key_deletion,
+            rewrap_replaces_only_the_expected_envelopes,
             large_envelopes_round_trip,
             odd_and_unicode_names_round_trip,
             concurrent_compare_and_swap_loses_nothing,
@@ -771,6 +775,19 @@ pub async fn access_keys_insert_get_and_duplicates(store: &dyn Store) {
     assert!(store.get_access_key("akiaexample000000001").await.unwrap().is_none());
 }
 
+/// `replace_setting` writes only over the expected value, never creates, and one of many racers wins.
+pub async fn settings_replace_is_compare_and_swap(store: &dyn Store) {
+    assert!(!store.replace_setting("absent", b"", b"x").await.unwrap(), "replace must not create");
+    assert!(store.get_setting("absent").await.unwrap().is_none());
+    assert!(store.put_setting_if_absent("k", b"one").await.unwrap());
+    assert!(!store.replace_setting("k", b"other", b"two").await.unwrap());
+    assert_eq!(store.get_setting("k").await.unwrap(), Some(b"one".to_vec()));
+    assert!(store.replace_setting("k", b"one", b"two").await.unwrap());
+    assert_eq!(store.get_setting("k").await.unwrap(), Some(b"two".to_vec()));
+    let racers = race(8, |i| async move { store.replace_setting("k", b"two", &[i as u8]).await.unwrap() }).await;
+    assert_eq!(racers.iter().filter(|won| **won).count(), 1, "exactly one racer may replace a setting");
+}
+
 /// `put_setting_if_absent` writes only the first value; values are arbitrary bytes.
 pub async fn settings_put_if_absent(store: &dyn Store) {
     assert!(store.get_setting("k").await.unwrap().is_none());
@@ -1130,4 +1147,169 @@ pub async fn a_stale_update_does_not_undo_a_recorded_access(store: &dyn Store) {
     let got = load(store, &st.secret.arn).await.unwrap();
     assert_eq!(got.secret.last_accessed, Some(86_400_000));
     assert_eq!(got.secret.description.as_deref(), Some("changed"));
+}
+
+fn kms_key(region: &str, key_id: &str, created: EpochMillis) -> KmsKeyState {
+    KmsKeyState {
+        key: KmsKeyRecord {
+            region: region.into(),
+            key_id: key_id.into(),
+            arn: format!("arn:aws:kms:{region}:000000000000:key/{key_id}"),
+            description: "payments ✓".into(),
+            key_manager: "CUSTOMER".into(),
+            key_state: "Enabled".into(),
+            key_usage: "ENCRYPT_DECRYPT".into(),
+            key_spec: "SYMMETRIC_DEFAULT".into(),
+            origin: "AWS_KMS".into(),
+            created,
+            deletion_date: None,
+            rotation_enabled: false,
+            rotation_period_days: 365,
+            next_rotation: None,
+            tags: vec![Tag { key: "team".into(), value: "payments".into() }],
+            policy: Some("{}".into()),
+            revision: 1,
+        },
+        materials: vec![KeyMaterialRecord { version: 1, created, sealed: vec![1; 93] }],
+    }
+}
+
+/// KMS keys round-trip whole, add material only forward, and update by compare-and-swap.
+pub async fn kms_keys_round_trip_and_compare_and_swap(store: &dyn Store) {
+    let k = kms_key(REGION, "1234abcd-12ab-34cd-56ef-1234567890ab", 10);
+    store.write_kms_key(KmsKeyWrite::Create(k.clone())).await.unwrap();
+    assert_eq!(store.load_kms_key(REGION, &k.key.key_id).await.unwrap(), Some(k.clone()));
+    assert!(store.load_kms_key("eu-west-1", &k.key.key_id).await.unwrap().is_none());
+    assert_eq!(store.write_kms_key(KmsKeyWrite::Create(k.clone())).await.unwrap_err(), StoreError::AlreadyExists);
+    let older = kms_key(REGION, "ffff0000-12ab-34cd-56ef-1234567890ab", 5);
+    store.write_kms_key(KmsKeyWrite::Create(older.clone())).await.unwrap();
+    let listed = store.list_kms_keys(REGION).await.unwrap();
+    assert_eq!(listed, vec![older.key.clone(), k.key.clone()], "oldest first");
+    assert!(store.list_kms_keys("eu-west-1").await.unwrap().is_empty());
+
+    let mut rotated = k.key.clone();
+    rotated.revision = 2;
+    rotated.key_state = "Disabled".into();
+    let material = KeyMaterialRecord { version: 2, created: 20, sealed: vec![2; 93] };
+    let update = |expected: u64, key: KmsKeyRecord| KmsKeyWrite::Update {
+        expected_revision: expected,
+        key,
+        new_material: Some(material.clone()),
+    };
+    let mut stale = rotated.clone();
+    stale.revision = 8;
+    assert_eq!(store.write_kms_key(update(7, stale)).await.unwrap_err(), StoreError::Conflict);
+    let mut skipping = rotated.clone();
+    skipping.revision = 3;
+    assert!(matches!(store.write_kms_key(update(1, skipping)).await.unwrap_err(), StoreError::InvalidWrite(_)));
+    store.write_kms_key(update(1, rotated.clone())).await.unwrap();
+    let got = store.load_kms_key(REGION, &k.key.key_id).await.unwrap().unwrap();
+    assert_eq!(got.key, rotated);
+    assert_eq!(got.materials.iter().map(|m| m.version).collect::<Vec<_>>(), [1, 2]);
+    // The same material version twice is a lost race, and changes nothing.
+    let mut again = rotated.clone();
+    again.revision = 3;
+    assert_eq!(store.write_kms_key(update(2, again)).await.unwrap_err(), StoreError::Conflict);
+    assert_eq!(store.load_kms_key(REGION, &k.key.key_id).await.unwrap().unwrap(), got);
+    let mut missing = rotated.clone();
+    missing.key_id = "00000000-0000-0000-0000-000000000000".into();
+    missing.revision = 2;
+    assert_eq!(
+        store
+            .write_kms_key(KmsKeyWrite::Update { expected_revision: 1, key: missing, new_material: None })
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+}
+
+/// Aliases are unique per region, retarget and delete; deleting a key removes its aliases.
+pub async fn kms_aliases_and_key_deletion(store: &dyn Store) {
+    let k = kms_key(REGION, "aaaa0000-12ab-34cd-56ef-1234567890ab", 1);
+    let other = kms_key(REGION, "bbbb0000-12ab-34cd-56ef-1234567890ab", 2);
+    store.write_kms_key(KmsKeyWrite::Create(k.clone())).await.unwrap();
+    store.write_kms_key(KmsKeyWrite::Create(other.clone())).await.unwrap();
+    let alias = |name: &str, target: &str| AliasRecord {
+        region: REGION.into(),
+        alias_name: name.into(),
+        target_key_id: target.into(),
+        created: 3,
+        last_updated: 3,
+    };
+    store.write_alias(AliasWrite::Create(alias("alias/b", &k.key.key_id))).await.unwrap();
+    store.write_alias(AliasWrite::Create(alias("alias/a", &other.key.key_id))).await.unwrap();
+    assert_eq!(
+        store.write_alias(AliasWrite::Create(alias("alias/a", &k.key.key_id))).await.unwrap_err(),
+        StoreError::AlreadyExists
+    );
+    let names: Vec<String> = store.list_aliases(REGION).await.unwrap().into_iter().map(|a| a.alias_name).collect();
+    assert_eq!(names, ["alias/a", "alias/b"]);
+    let mut moved = alias("alias/a", &k.key.key_id);
+    moved.last_updated = 9;
+    store.write_alias(AliasWrite::Update(moved.clone())).await.unwrap();
+    assert_eq!(store.load_alias(REGION, "alias/a").await.unwrap(), Some(moved));
+    assert_eq!(
+        store.write_alias(AliasWrite::Update(alias("alias/none", &k.key.key_id))).await.unwrap_err(),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        store
+            .write_alias(AliasWrite::Delete { region: REGION.into(), alias_name: "alias/none".into() })
+            .await
+            .unwrap_err(),
+        StoreError::NotFound
+    );
+    assert_eq!(
+        store
+            .write_kms_key(KmsKeyWrite::Delete {
+                region: REGION.into(),
+                key_id: k.key.key_id.clone(),
+                expected_revision: 4
+            })
+            .await
+            .unwrap_err(),
+        StoreError::Conflict
+    );
+    store
+        .write_kms_key(KmsKeyWrite::Delete {
+            region: REGION.into(),
+            key_id: k.key.key_id.clone(),
+            expected_revision: 1,
+        })
+        .await
+        .unwrap();
+    assert!(store.load_kms_key(REGION, &k.key.key_id).await.unwrap().is_none());
+    assert!(store.list_aliases(REGION).await.unwrap().is_empty(), "both aliases pointed at the deleted key");
+    assert_eq!(store.list_kms_keys(REGION).await.unwrap(), vec![other.key]);
+}
+
+/// A re-wrap replaces an envelope only where it is still the expected one, and bumps no revision.
+pub async fn rewrap_replaces_only_the_expected_envelopes(store: &dyn Store) {
+    let st = state(REGION, "rewrapped");
+    create(store, &st).await;
+    let before = load(store, &st.secret.arn).await.unwrap();
+    let first = &before.versions[0];
+    let swaps = vec![
+        EnvelopeSwap { version: first.version_id.clone(), old: first.envelope.clone(), new: vec![42; 100] },
+        EnvelopeSwap { version: first.version_id.clone(), old: vec![0; 3], new: vec![43; 100] },
+        EnvelopeSwap { version: "no-such-version".into(), old: vec![], new: vec![44; 100] },
+    ];
+    assert_eq!(store.rewrap_secret_versions(&st.secret.arn, swaps).await.unwrap(), 1);
+    let after = load(store, &st.secret.arn).await.unwrap();
+    assert_eq!(after.versions[0].envelope, vec![42; 100]);
+    assert_eq!(after.secret.revision, before.secret.revision);
+    assert_eq!(after.versions[1..], before.versions[1..]);
+    assert_eq!(store.rewrap_secret_versions("arn:missing", vec![]).await.unwrap(), 0);
+
+    let p = parameter(REGION, "/rewrap/me");
+    store.write_parameter(ParameterWrite::Create(p.clone())).await.unwrap();
+    let v = &p.versions[0];
+    let swaps = vec![
+        EnvelopeSwap { version: v.version, old: vec![9, 9], new: vec![7; 50] },
+        EnvelopeSwap { version: v.version, old: v.envelope.clone(), new: vec![8; 50] },
+    ];
+    assert_eq!(store.rewrap_parameter_versions(REGION, &p.name, swaps).await.unwrap(), 1);
+    let got = store.load_parameter(REGION, &p.name).await.unwrap().unwrap();
+    assert_eq!(got.versions[0].envelope, vec![8; 50]);
+    assert_eq!(got.revision, p.revision);
 }

@@ -250,6 +250,108 @@ pub struct ParameterQuery {
     pub latest_only: bool,
 }
 
+/// A KMS key's metadata (everything but its material).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmsKeyRecord {
+    pub region: String,
+    /// The key's UUID; its identity within the region.
+    pub key_id: String,
+    pub arn: String,
+    pub description: String,
+    /// `CUSTOMER` for keys made with CreateKey, `AWS` for the default keys of Secrets Manager and SSM.
+    pub key_manager: String,
+    /// `Enabled`, `Disabled` or `PendingDeletion`.
+    pub key_state: String,
+    pub key_usage: String,
+    pub key_spec: String,
+    pub origin: String,
+    pub created: EpochMillis,
+    pub deletion_date: Option<EpochMillis>,
+    pub rotation_enabled: bool,
+    pub rotation_period_days: i64,
+    pub next_rotation: Option<EpochMillis>,
+    pub tags: Vec<Tag>,
+    pub policy: Option<String>,
+    /// Bumped by one on every write, as for secrets.
+    pub revision: u64,
+}
+
+/// One version of a KMS key's material: 32 random bytes sealed under the master key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyMaterialRecord {
+    /// 1, 2, 3, ... per key; envelopes name the version that wrapped their data key.
+    pub version: u32,
+    pub created: EpochMillis,
+    pub sealed: Vec<u8>,
+}
+
+/// A KMS key and all its material versions, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsKeyState {
+    pub key: KmsKeyRecord,
+    pub materials: Vec<KeyMaterialRecord>,
+}
+
+/// A decided change to one KMS key (compare-and-swap on its revision).
+#[derive(Clone, Debug)]
+pub enum KmsKeyWrite {
+    /// Insert a new key; [`StoreError::AlreadyExists`] if the id is taken in the region.
+    Create(KmsKeyState),
+    /// Replace the metadata (whose `revision` must be `expected_revision + 1`) and optionally add a
+    /// material version. Material is never removed while the key exists: old envelopes need it.
+    Update { expected_revision: u64, key: KmsKeyRecord, new_material: Option<KeyMaterialRecord> },
+    /// Remove the key, its material and the aliases that point at it.
+    Delete { region: String, key_id: String, expected_revision: u64 },
+}
+
+impl KmsKeyWrite {
+    /// The same contract as [`SecretWrite::check`].
+    pub fn check(&self) -> StoreResult<()> {
+        match self {
+            KmsKeyWrite::Update { expected_revision, key, .. } if key.revision != expected_revision + 1 => {
+                Err(StoreError::InvalidWrite(format!(
+                    "update of key {} must set revision {}, not {}",
+                    key.key_id,
+                    expected_revision + 1,
+                    key.revision
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A KMS alias (`alias/...`) and the key it points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasRecord {
+    pub region: String,
+    /// The full name, `alias/` included.
+    pub alias_name: String,
+    pub target_key_id: String,
+    pub created: EpochMillis,
+    pub last_updated: EpochMillis,
+}
+
+/// A decided change to one alias.
+#[derive(Clone, Debug)]
+pub enum AliasWrite {
+    /// [`StoreError::AlreadyExists`] if the name is taken in the region.
+    Create(AliasRecord),
+    /// Points an existing alias at another key; [`StoreError::NotFound`] if it does not exist.
+    Update(AliasRecord),
+    /// [`StoreError::NotFound`] if it does not exist.
+    Delete { region: String, alias_name: String },
+}
+
+/// One envelope replaced by its re-wrapped form, only if it is still the stored one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvelopeSwap<V> {
+    /// The version: a version id for secrets, a version number for parameters.
+    pub version: V,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
 /// An access key that SigV4 requests are signed with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessKeyRecord {
@@ -339,4 +441,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// Writes a setting only if it is not set yet. Returns whether it was written.
     async fn put_setting_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<bool>;
+
+    /// Loads a KMS key and its material versions.
+    async fn load_kms_key(&self, region: &str, key_id: &str) -> StoreResult<Option<KmsKeyState>>;
+
+    /// The metadata of every KMS key in a region, ordered by creation time, ties by key id.
+    async fn list_kms_keys(&self, region: &str) -> StoreResult<Vec<KmsKeyRecord>>;
+
+    /// Applies one decided change to a KMS key atomically and durably.
+    async fn write_kms_key(&self, write: KmsKeyWrite) -> StoreResult<()>;
+
+    async fn load_alias(&self, region: &str, alias_name: &str) -> StoreResult<Option<AliasRecord>>;
+
+    /// Every alias in a region, ordered by name.
+    async fn list_aliases(&self, region: &str) -> StoreResult<Vec<AliasRecord>>;
+
+    async fn write_alias(&self, write: AliasWrite) -> StoreResult<()>;
+
+    /// Replaces version envelopes of a secret by re-wrapped ones, each only if the stored envelope is
+    /// still `old` (a version rewritten or removed meanwhile is skipped). Does not bump the revision:
+    /// the value is unchanged. Returns how many envelopes were replaced.
+    async fn rewrap_secret_versions(&self, arn: &str, swaps: Vec<EnvelopeSwap<String>>) -> StoreResult<usize>;
+
+    /// The same for a parameter's versions.
+    async fn rewrap_parameter_versions(
+        &self,
+        region: &str,
+        name: &str,
+        swaps: Vec<EnvelopeSwap<i64>>,
+    ) -> StoreResult<usize>;
+
+    /// Replaces a setting only if it still holds `expected` (a compare-and-swap, so two nodes changing
+    /// the same setting cannot both win). Returns whether it was written; a missing setting is never
+    /// written.
+    async fn replace_setting(&self, key: &str, expected: &[u8], value: &[u8]) -> StoreResult<bool>;
 }

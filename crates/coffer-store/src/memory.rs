@@ -7,8 +7,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::{
-    AccessKeyRecord, EpochMillis, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState,
-    SecretWrite, Store, StoreError, StoreResult,
+    AccessKeyRecord, AliasRecord, AliasWrite, EnvelopeSwap, EpochMillis, KmsKeyRecord, KmsKeyState, KmsKeyWrite,
+    ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store, StoreError,
+    StoreResult,
 };
 
 /// Versions ordered as the durable backends return them: by creation time, then insertion order.
@@ -25,6 +26,10 @@ struct Inner {
     /// (region, name) -> parameter; ordered so path listings are range scans, as in the durable backends.
     parameters: std::collections::BTreeMap<(String, String), ParameterState>,
     settings: HashMap<String, Vec<u8>>,
+    /// (region, key id) -> key.
+    kms_keys: HashMap<(String, String), KmsKeyState>,
+    /// (region, alias name) -> alias; ordered for listings.
+    aliases: std::collections::BTreeMap<(String, String), AliasRecord>,
 }
 
 /// A store that lives and dies with the process.
@@ -232,5 +237,128 @@ impl Store for MemoryStore {
         }
         inner.settings.insert(key.to_string(), value.to_vec());
         Ok(true)
+    }
+
+    async fn replace_setting(&self, key: &str, expected: &[u8], value: &[u8]) -> StoreResult<bool> {
+        let mut inner = self.lock()?;
+        match inner.settings.get_mut(key) {
+            Some(current) if current.as_slice() == expected => {
+                *current = value.to_vec();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn load_kms_key(&self, region: &str, key_id: &str) -> StoreResult<Option<KmsKeyState>> {
+        Ok(self.lock()?.kms_keys.get(&(region.to_string(), key_id.to_string())).cloned())
+    }
+
+    async fn list_kms_keys(&self, region: &str) -> StoreResult<Vec<KmsKeyRecord>> {
+        let inner = self.lock()?;
+        let mut keys: Vec<KmsKeyRecord> =
+            inner.kms_keys.values().filter(|k| k.key.region == region).map(|k| k.key.clone()).collect();
+        keys.sort_by(|a, b| (a.created, &a.key_id).cmp(&(b.created, &b.key_id)));
+        Ok(keys)
+    }
+
+    async fn write_kms_key(&self, write: KmsKeyWrite) -> StoreResult<()> {
+        write.check()?;
+        let mut inner = self.lock()?;
+        match write {
+            KmsKeyWrite::Create(state) => {
+                let id = (state.key.region.clone(), state.key.key_id.clone());
+                if inner.kms_keys.contains_key(&id) {
+                    return Err(StoreError::AlreadyExists);
+                }
+                inner.kms_keys.insert(id, state);
+            }
+            KmsKeyWrite::Update { expected_revision, key, new_material } => {
+                let id = (key.region.clone(), key.key_id.clone());
+                let current = inner.kms_keys.get_mut(&id).ok_or(StoreError::NotFound)?;
+                if current.key.revision != expected_revision {
+                    return Err(StoreError::Conflict);
+                }
+                if let Some(m) = new_material {
+                    if current.materials.iter().any(|x| x.version == m.version) {
+                        return Err(StoreError::Conflict);
+                    }
+                    current.materials.push(m);
+                }
+                current.key = key;
+            }
+            KmsKeyWrite::Delete { region, key_id, expected_revision } => {
+                let id = (region.clone(), key_id.clone());
+                let current = inner.kms_keys.get(&id).ok_or(StoreError::NotFound)?;
+                if current.key.revision != expected_revision {
+                    return Err(StoreError::Conflict);
+                }
+                inner.kms_keys.remove(&id);
+                inner.aliases.retain(|(r, _), a| !(r == &region && a.target_key_id == key_id));
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_alias(&self, region: &str, alias_name: &str) -> StoreResult<Option<AliasRecord>> {
+        Ok(self.lock()?.aliases.get(&(region.to_string(), alias_name.to_string())).cloned())
+    }
+
+    async fn list_aliases(&self, region: &str) -> StoreResult<Vec<AliasRecord>> {
+        Ok(self.lock()?.aliases.values().filter(|a| a.region == region).cloned().collect())
+    }
+
+    async fn write_alias(&self, write: AliasWrite) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        match write {
+            AliasWrite::Create(alias) => {
+                let id = (alias.region.clone(), alias.alias_name.clone());
+                if inner.aliases.contains_key(&id) {
+                    return Err(StoreError::AlreadyExists);
+                }
+                inner.aliases.insert(id, alias);
+            }
+            AliasWrite::Update(alias) => {
+                let id = (alias.region.clone(), alias.alias_name.clone());
+                let current = inner.aliases.get_mut(&id).ok_or(StoreError::NotFound)?;
+                *current = alias;
+            }
+            AliasWrite::Delete { region, alias_name } => {
+                inner.aliases.remove(&(region, alias_name)).ok_or(StoreError::NotFound)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn rewrap_secret_versions(&self, arn: &str, swaps: Vec<EnvelopeSwap<String>>) -> StoreResult<usize> {
+        let mut inner = self.lock()?;
+        let Some(state) = inner.secrets.get_mut(arn) else { return Ok(0) };
+        let mut done = 0;
+        for swap in swaps {
+            if let Some(v) = state.versions.iter_mut().find(|v| v.version_id == swap.version && v.envelope == swap.old)
+            {
+                v.envelope = swap.new;
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    async fn rewrap_parameter_versions(
+        &self,
+        region: &str,
+        name: &str,
+        swaps: Vec<EnvelopeSwap<i64>>,
+    ) -> StoreResult<usize> {
+        let mut inner = self.lock()?;
+        let Some(state) = inner.parameters.get_mut(&(region.to_string(), name.to_string())) else { return Ok(0) };
+        let mut done = 0;
+        for swap in swaps {
+            if let Some(v) = state.versions.iter_mut().find(|v| v.version == swap.version && v.envelope == swap.old) {
+                v.envelope = swap.new;
+                done += 1;
+            }
+        }
+        Ok(done)
     }
 }

@@ -16,6 +16,7 @@ use super::names::{name_from_id, parameter_arn, parse_selector, validate_name, v
 use super::version_to_drop;
 use crate::context::RequestContext;
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
+use crate::kms::{envelope_key_ids, LoadedKey, SSM_DEFAULT_ALIAS};
 use crate::Service;
 
 const STANDARD_MAX_VALUE: usize = 4096;
@@ -23,7 +24,6 @@ const ADVANCED_MAX_VALUE: usize = 8192;
 const MAX_WRITE_ATTEMPTS: usize = 16;
 const TYPES: [&str; 3] = ["String", "StringList", "SecureString"];
 const DATA_TYPES: [&str; 3] = ["text", "aws:ec2:image", "aws:ssm:integration"];
-const DEFAULT_SSM_KEY: &str = "alias/aws/ssm";
 
 #[derive(Debug, Default)]
 pub struct PutParameterInput {
@@ -91,7 +91,7 @@ pub struct LabelOutcome {
     pub version: i64,
 }
 
-fn value_aad(region: &str, name: &str, version: i64) -> Vec<u8> {
+pub(crate) fn value_aad(region: &str, name: &str, version: i64) -> Vec<u8> {
     format!("coffer parameter value v1\n{region}\n{name}\n{version}").into_bytes()
 }
 
@@ -218,9 +218,35 @@ impl Service {
         if v.parameter_type == "SecureString" && !decrypt {
             return Ok(SecretBytes::from(STANDARD.encode(&v.envelope)));
         }
-        self.keyring.open(&v.envelope, &value_aad(&p.region, &p.name, v.version)).map_err(|e| {
-            tracing::error!(error = %e, name = %p.name, version = v.version, "opening a parameter value failed");
-            ServiceError::new(ErrorKind::DecryptionFailure, "The parameter value could not be decrypted.")
+        // KMS errors (a disabled key, one pending deletion) reach the caller as KMS reports them.
+        self.open_envelope(&p.region, &v.envelope, &value_aad(&p.region, &p.name, v.version)).map_err(|e| {
+            if e.kind == ErrorKind::DecryptionFailure {
+                tracing::error!(name = %p.name, version = v.version, "opening a parameter value failed");
+                ServiceError::new(ErrorKind::DecryptionFailure, "The parameter value could not be decrypted.")
+            } else {
+                e
+            }
+        })
+    }
+
+    /// The KMS keys of the versions about to be decrypted (none when they will not be).
+    fn parameter_key_ids<'a>(
+        versions: impl IntoIterator<Item = &'a ParameterVersionRecord>,
+        decrypt: bool,
+    ) -> Vec<[u8; 16]> {
+        if !decrypt {
+            return Vec::new();
+        }
+        envelope_key_ids(
+            versions.into_iter().filter(|v| v.parameter_type == "SecureString").map(|v| v.envelope.as_slice()),
+        )
+    }
+
+    /// The key a SecureString is sealed under; an unknown one is SSM's InvalidKeyId.
+    async fn parameter_key(&self, region: &str, key_id: Option<&str>) -> ServiceResult<Arc<LoadedKey>> {
+        self.encryption_key(region, key_id, SSM_DEFAULT_ALIAS).await.map_err(|e| match e.kind {
+            ErrorKind::KmsNotFound => ServiceError::new(ErrorKind::InvalidKeyId, e.message),
+            _ => e,
         })
     }
 
@@ -293,7 +319,7 @@ impl Service {
                 |new: &Option<String>, old: Option<&Option<String>>| new.clone().or_else(|| old.cloned().flatten());
             let key_id = keep(&input.key_id, latest.map(|l| &l.key_id));
             let key_id = match parameter_type.as_str() {
-                "SecureString" => Some(key_id.unwrap_or_else(|| DEFAULT_SSM_KEY.to_string())),
+                "SecureString" => Some(key_id.unwrap_or_else(|| SSM_DEFAULT_ALIAS.to_string())),
                 _ if input.key_id.is_some() => {
                     return Err(ServiceError::validation("KeyId is required for SecureString type parameter only."))
                 }
@@ -352,10 +378,18 @@ impl Service {
                 super::policies::validate(policies, now)?;
             }
             let version = latest.map(|l| l.version + 1).unwrap_or(1);
-            let envelope =
-                self.keyring.seal(&mut rng, value.expose(), &value_aad(&ctx.region, name, version)).map_err(|_| {
-                    ServiceError::new(ErrorKind::EncryptionFailure, "The parameter value could not be encrypted.")
-                })?;
+            let aad = value_aad(&ctx.region, name, version);
+            // SecureStrings are sealed under their KMS key; String and StringList values (which AWS
+            // keeps unencrypted) are still sealed at rest, under the master key.
+            let sealed = if parameter_type == "SecureString" {
+                let key = self.parameter_key(&ctx.region, key_id.as_deref()).await?;
+                key.newest()?.seal(&mut rng, value.expose(), &aad)
+            } else {
+                self.keyring.seal(&mut rng, value.expose(), &aad)
+            };
+            let envelope = sealed.map_err(|_| {
+                ServiceError::new(ErrorKind::EncryptionFailure, "The parameter value could not be encrypted.")
+            })?;
             let record = ParameterVersionRecord {
                 version,
                 parameter_type,
@@ -449,6 +483,7 @@ impl Service {
         let (name, selector) = parse_selector(id)?;
         let p = self.load_live_parameter(&ctx.region, &name).await?.ok_or_else(|| not_found(id))?;
         let v = Self::select(&p, &selector, id)?;
+        self.warm_keys(&p.region, Self::parameter_key_ids([v], decrypt)).await?;
         self.parameter_value(&p, v, &selector, decrypt)
     }
 
@@ -505,6 +540,8 @@ impl Service {
             })
             .await?;
         let more = page.len() > limit;
+        let key_ids = Self::parameter_key_ids(page.iter().take(limit).filter_map(|p| p.versions.last()), decrypt);
+        self.warm_keys(&ctx.region, key_ids).await?;
         let mut items = Vec::with_capacity(limit);
         // As in SSM, filters apply within the page: a page may come back short with a NextToken.
         for p in page.iter().take(limit).filter(|p| !self.expired(p) && Self::parameter_passes(filters, p)) {
@@ -533,6 +570,8 @@ impl Service {
             None => 0,
         };
         let p = self.load_live_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+        let key_ids = Self::parameter_key_ids(p.versions.iter().skip(offset).take(limit), decrypt);
+        self.warm_keys(&p.region, key_ids).await?;
         let mut items = Vec::new();
         for v in p.versions.iter().skip(offset).take(limit) {
             items.push(ParameterHistoryEntry {

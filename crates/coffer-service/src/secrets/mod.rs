@@ -15,6 +15,7 @@ use crate::arn::{has_random_suffix, new_secret_arn, parse_secret_arn};
 use crate::clock::{start_of_day, MILLIS_PER_DAY};
 use crate::context::RequestContext;
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
+use crate::kms::{envelope_key_ids, LoadedKey, SECRETS_MANAGER_DEFAULT_ALIAS};
 use crate::password::{generate_password, PasswordRules};
 use crate::Service;
 use labels::{LabelBoard, AWSCURRENT};
@@ -214,7 +215,7 @@ pub struct PolicyValidation {
 
 /// Associated data that binds an envelope to its record: moving a ciphertext to another secret or
 /// version makes it undecryptable.
-fn value_aad(arn: &str, version_id: &str) -> Vec<u8> {
+pub(crate) fn value_aad(arn: &str, version_id: &str) -> Vec<u8> {
     format!("coffer secret value v1\n{arn}\n{version_id}").into_bytes()
 }
 
@@ -342,21 +343,53 @@ impl Service {
         Err(ServiceError::new(ErrorKind::Unavailable, "The secret is being modified concurrently; retry the request."))
     }
 
-    fn seal_value(&self, arn: &str, version_id: &str, value: &SecretValue) -> ServiceResult<Vec<u8>> {
-        self.keyring.seal(&mut rand::rngs::OsRng, value.bytes().expose(), &value_aad(arn, version_id)).map_err(|e| {
+    /// The key new versions of a secret are sealed under (its KmsKeyId, else the default key), with
+    /// Secrets Manager's EncryptionFailure when it cannot be used.
+    async fn secret_key(&self, region: &str, kms_key_id: Option<&str>) -> ServiceResult<Arc<LoadedKey>> {
+        self.encryption_key(region, kms_key_id, SECRETS_MANAGER_DEFAULT_ALIAS).await.map_err(|e| match e.kind {
+            ErrorKind::KmsNotFound | ErrorKind::KmsDisabled | ErrorKind::KmsInvalidState => ServiceError::new(
+                ErrorKind::EncryptionFailure,
+                format!(
+                    "Secrets Manager can't encrypt the protected secret text using the provided KMS key. Check that the KMS key is available, enabled, and not in an invalid state. ({})",
+                    e.message
+                ),
+            ),
+            _ => e,
+        })
+    }
+
+    /// Loads the keys the secret's versions are sealed under, so the synchronous paths can open them.
+    async fn warm_secret_keys(&self, state: &SecretState) -> ServiceResult<()> {
+        let ids = envelope_key_ids(state.versions.iter().map(|v| v.envelope.as_slice()));
+        self.warm_keys(&state.secret.region, ids).await
+    }
+
+    fn seal_value(&self, arn: &str, version_id: &str, value: &SecretValue, key: &LoadedKey) -> ServiceResult<Vec<u8>> {
+        key.newest()?.seal(&mut rand::rngs::OsRng, value.bytes().expose(), &value_aad(arn, version_id)).map_err(|e| {
             tracing::error!(error = %e, "sealing a secret value failed");
             ServiceError::new(ErrorKind::EncryptionFailure, "Secrets Manager can't encrypt the secret value.")
         })
     }
 
-    fn open_value(&self, arn: &str, version: &VersionRecord) -> ServiceResult<SecretValue> {
-        let plain = self.keyring.open(&version.envelope, &value_aad(arn, &version.version_id)).map_err(|e| {
-            tracing::error!(error = %e, %arn, version_id = %version.version_id, "opening a secret value failed");
-            ServiceError::new(
-                ErrorKind::DecryptionFailure,
-                "Secrets Manager can't decrypt the protected secret text using the provided KMS key.",
-            )
-        })?;
+    /// Opens a version whose key was warmed. A key that is disabled, pending deletion or gone gives
+    /// Secrets Manager's DecryptionFailure naming the key's state.
+    fn open_value(&self, secret: &SecretRecord, version: &VersionRecord) -> ServiceResult<SecretValue> {
+        let plain = self
+            .open_envelope(&secret.region, &version.envelope, &value_aad(&secret.arn, &version.version_id))
+            .map_err(|e| {
+                let reason = match e.kind {
+                    ErrorKind::KmsNotFound | ErrorKind::KmsDisabled | ErrorKind::KmsInvalidState => {
+                        format!(" ({})", e.message)
+                    }
+                    _ => String::new(),
+                };
+                ServiceError::new(
+                    ErrorKind::DecryptionFailure,
+                    format!(
+                        "Secrets Manager can't decrypt the protected secret text using the provided KMS key.{reason}"
+                    ),
+                )
+            })?;
         Ok(match version.kind {
             ValueKind::String => SecretValue::String(plain),
             ValueKind::Binary => SecretValue::Binary(plain),
@@ -364,13 +397,15 @@ impl Service {
     }
 
     /// Whether an existing version holds exactly `value` (idempotent retries compare values).
-    fn same_value(&self, arn: &str, version: &VersionRecord, value: &SecretValue) -> ServiceResult<bool> {
-        let stored = self.open_value(arn, version)?;
+    fn same_value(&self, secret: &SecretRecord, version: &VersionRecord, value: &SecretValue) -> ServiceResult<bool> {
+        let stored = self.open_value(secret, version)?;
         Ok(stored == *value)
     }
 
     /// Builds the change that adds a version under `stages` (default AWSCURRENT), or recognises an
     /// idempotent retry of the same token and value.
+    // The inputs of one decision, each used once; bundling them in a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn decide_new_version(
         &self,
         state: &SecretState,
@@ -379,17 +414,18 @@ impl Service {
         stages: &[String],
         now: EpochMillis,
         mut secret: SecretRecord,
+        key: &LoadedKey,
     ) -> ServiceResult<(Option<NewVersion>, Vec<String>)> {
         let arn = &state.secret.arn;
         if let Some(existing) = state.versions.iter().find(|v| v.version_id == token) {
-            if self.same_value(arn, existing, value)? {
+            if self.same_value(&state.secret, existing, value)? {
                 return Ok((None, existing.stages.clone()));
             }
             return Err(ServiceError::already_exists(format!(
                 "You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}."
             )));
         }
-        let envelope = self.seal_value(arn, token, value)?;
+        let envelope = self.seal_value(arn, token, value, key)?;
         let mut board = LabelBoard::from_versions(&state.versions);
         board.add_version(token, now);
         for stage in stages {
@@ -432,6 +468,7 @@ impl Service {
             },
         };
 
+        let key = self.secret_key(&ctx.region, input.kms_key_id.as_deref()).await?;
         let now = self.clock.now_millis();
         let arn = new_secret_arn(&ctx.region, &self.config.account_id, &input.name, &mut rand::rngs::OsRng);
         let mut tags = Vec::new();
@@ -458,7 +495,7 @@ impl Service {
                 stages: vec![AWSCURRENT.to_string()],
                 created: now,
                 kind: value.kind(),
-                envelope: self.seal_value(&arn, token, value)?,
+                envelope: self.seal_value(&arn, token, value, &key)?,
             });
         }
         let state = SecretState { secret, versions };
@@ -478,7 +515,8 @@ impl Service {
                     Some(existing) => {
                         if let (Some(value), Some(token)) = (&input.value, &token) {
                             if let Some(v) = existing.versions.iter().find(|v| &v.version_id == token) {
-                                if self.same_value(&existing.secret.arn, v, value)? {
+                                self.warm_secret_keys(&existing).await?;
+                                if self.same_value(&existing.secret, v, value)? {
                                     return Ok(SecretIdentity {
                                         arn: existing.secret.arn.clone(),
                                         name: existing.secret.name.clone(),
@@ -516,7 +554,8 @@ impl Service {
         let state = self.resolve(ctx, &input.secret_id, false).await?;
         not_deleted(&state)?;
         let version = select_version(&state, input.version_id.as_deref(), input.version_stage.as_deref())?;
-        let value = self.open_value(&state.secret.arn, version)?;
+        self.warm_keys(&state.secret.region, envelope_key_ids([version.envelope.as_slice()])).await?;
+        let value = self.open_value(&state.secret, version)?;
         self.note_access(&state);
         Ok(SecretValueOutput {
             arn: state.secret.arn.clone(),
@@ -626,10 +665,13 @@ impl Service {
         }
         stages.iter().try_for_each(|s| validate::staging_label(s))?;
         let now = self.clock.now_millis();
+        let current = self.resolve(ctx, &input.secret_id, false).await?;
+        let key = self.secret_key(&current.secret.region, current.secret.kms_key_id.as_deref()).await?;
+        self.warm_secret_keys(&current).await?;
         self.modify(ctx, &input.secret_id, |state| {
             not_deleted(state)?;
             let (change, final_stages) =
-                self.decide_new_version(state, &token, &value, &stages, now, state.secret.clone())?;
+                self.decide_new_version(state, &token, &value, &stages, now, state.secret.clone(), &key)?;
             let output = PutSecretValueOutput {
                 arn: state.secret.arn.clone(),
                 name: state.secret.name.clone(),
@@ -653,6 +695,11 @@ impl Service {
             None => None,
         };
         let now = self.clock.now_millis();
+        let current = self.resolve(ctx, &input.secret_id, false).await?;
+        let key_ref = input.kms_key_id.as_deref().or(current.secret.kms_key_id.as_deref());
+        // A new KmsKeyId must name a usable key even when no value comes with it.
+        let key = self.secret_key(&current.secret.region, key_ref).await?;
+        self.warm_secret_keys(&current).await?;
         self.modify(ctx, &input.secret_id, |state| {
             not_deleted(state)?;
             let mut secret = state.secret.clone();
@@ -669,8 +716,15 @@ impl Service {
             };
             match (&input.value, &token) {
                 (Some(value), Some(token)) => {
-                    let (change, _) =
-                        self.decide_new_version(state, token, value, &[AWSCURRENT.to_string()], now, secret.clone())?;
+                    let (change, _) = self.decide_new_version(
+                        state,
+                        token,
+                        value,
+                        &[AWSCURRENT.to_string()],
+                        now,
+                        secret.clone(),
+                        &key,
+                    )?;
                     match change {
                         Some(c) => Ok(version_decision(state, Some(c), identity)),
                         // Same token and value: only the metadata may still need writing.

@@ -1,0 +1,202 @@
+//! Re-wrapping: after a key rotates (or for values sealed before KMS keys existed), every stored
+//! envelope is moved to the newest material of its key by re-wrapping its data key alone. Values are
+//! never decrypted, and old material stays, so a pass can stop at any point and run again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use coffer_crypto::{envelope_kek, EnvelopeKek};
+use coffer_store::{EnvelopeSwap, ParameterQuery};
+
+use super::{LoadedKey, SECRETS_MANAGER_DEFAULT_ALIAS, SSM_DEFAULT_ALIAS};
+use crate::error::ServiceResult;
+use crate::Service;
+
+/// What a re-wrap pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Envelopes moved to their key's newest material.
+    pub rewrapped: usize,
+    /// Envelopes already current.
+    pub current: usize,
+    /// Envelopes left alone because their key is disabled, pending deletion or gone.
+    pub skipped: usize,
+}
+
+/// How many records a key protects.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Dependents {
+    pub secrets: usize,
+    pub parameters: usize,
+}
+
+impl Dependents {
+    pub fn total(&self) -> usize {
+        self.secrets + self.parameters
+    }
+}
+
+const PAGE: usize = 500;
+
+/// Keys looked up once per pass.
+struct PassKeys<'a> {
+    service: &'a Service,
+    region: &'a str,
+    by_id: HashMap<String, Option<Arc<LoadedKey>>>,
+    by_ref: HashMap<String, Option<Arc<LoadedKey>>>,
+}
+
+impl<'a> PassKeys<'a> {
+    async fn by_id(&mut self, key_id: &str) -> Option<Arc<LoadedKey>> {
+        if let Some(k) = self.by_id.get(key_id) {
+            return k.clone();
+        }
+        let k = self.service.loaded_key(self.region, key_id).await.ok().filter(|k| k.usable().is_ok());
+        self.by_id.insert(key_id.to_string(), k.clone());
+        k
+    }
+
+    async fn by_ref(&mut self, key_ref: &str) -> Option<Arc<LoadedKey>> {
+        if let Some(k) = self.by_ref.get(key_ref) {
+            return k.clone();
+        }
+        let k = self.service.key_by_ref(self.region, key_ref).await.ok().filter(|k| k.usable().is_ok());
+        self.by_ref.insert(key_ref.to_string(), k.clone());
+        k
+    }
+}
+
+impl Service {
+    /// Moves one envelope to the newest material of the key it should be under; `key_ref` names that
+    /// key for legacy (master-key) envelopes. `Ok(None)` when it is already current or cannot move.
+    async fn rewrap_one(
+        &self,
+        keys: &mut PassKeys<'_>,
+        report: &mut RewrapReport,
+        blob: &[u8],
+        aad: &[u8],
+        key_ref: &str,
+    ) -> Option<Vec<u8>> {
+        let (key, from_version) = match envelope_kek(blob) {
+            Ok(EnvelopeKek::KmsKey { key_id, version }) => {
+                (keys.by_id(&uuid::Uuid::from_bytes(key_id).to_string()).await, Some(version))
+            }
+            Ok(EnvelopeKek::Master) => (keys.by_ref(key_ref).await, None),
+            Err(_) => (None, None),
+        };
+        let Some(key) = key else {
+            report.skipped += 1;
+            return None;
+        };
+        if from_version == Some(key.newest_version()) {
+            report.current += 1;
+            return None;
+        }
+        let newest = key.newest().ok()?;
+        let from = match from_version {
+            Some(v) => key.version(v)?,
+            None => self.keyring.master_kek(),
+        };
+        match newest.rewrap(from, blob, aad, &mut rand::rngs::OsRng) {
+            Ok(moved) => Some(moved),
+            Err(e) => {
+                tracing::warn!(error = %e, "an envelope could not be re-wrapped");
+                report.skipped += 1;
+                None
+            }
+        }
+    }
+
+    /// One re-wrap pass over every secret and SecureString parameter of a region.
+    pub async fn rewrap_region(&self, region: &str) -> ServiceResult<RewrapReport> {
+        let mut report = RewrapReport::default();
+        let mut keys = PassKeys { service: self, region, by_id: HashMap::new(), by_ref: HashMap::new() };
+        for record in self.store.list_secrets(region).await? {
+            let Some(state) = self.store.load_secret_by_arn(&record.arn).await? else { continue };
+            let key_ref = state.secret.kms_key_id.clone().unwrap_or_else(|| SECRETS_MANAGER_DEFAULT_ALIAS.into());
+            let mut swaps = Vec::new();
+            for v in &state.versions {
+                let aad = crate::secrets::value_aad(&state.secret.arn, &v.version_id);
+                if let Some(new) = self.rewrap_one(&mut keys, &mut report, &v.envelope, &aad, &key_ref).await {
+                    swaps.push(EnvelopeSwap { version: v.version_id.clone(), old: v.envelope.clone(), new });
+                }
+            }
+            if !swaps.is_empty() {
+                report.rewrapped += self.store.rewrap_secret_versions(&state.secret.arn, swaps).await?;
+                self.cache.invalidate(&state.secret.arn);
+            }
+        }
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_parameters(ParameterQuery {
+                    region: region.to_string(),
+                    path: "/".into(),
+                    recursive: true,
+                    after: after.clone(),
+                    limit: PAGE,
+                    latest_only: false,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for p in &page {
+                let mut swaps = Vec::new();
+                for v in p.versions.iter().filter(|v| v.parameter_type == "SecureString") {
+                    let key_ref = v.key_id.clone().unwrap_or_else(|| SSM_DEFAULT_ALIAS.into());
+                    let aad = crate::parameters::ops::value_aad(&p.region, &p.name, v.version);
+                    if let Some(new) = self.rewrap_one(&mut keys, &mut report, &v.envelope, &aad, &key_ref).await {
+                        swaps.push(EnvelopeSwap { version: v.version, old: v.envelope.clone(), new });
+                    }
+                }
+                if !swaps.is_empty() {
+                    report.rewrapped += self.store.rewrap_parameter_versions(&p.region, &p.name, swaps).await?;
+                    self.parameter_cache.invalidate(&p.region, &p.name);
+                }
+            }
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Secrets and parameters with at least one version under the key.
+    pub async fn key_dependents(&self, region: &str, key_id: &str) -> ServiceResult<Dependents> {
+        let names_key = |blob: &[u8]| match envelope_kek(blob) {
+            Ok(EnvelopeKek::KmsKey { key_id: k, .. }) => uuid::Uuid::from_bytes(k).to_string() == key_id,
+            _ => false,
+        };
+        let mut out = Dependents::default();
+        // A secret scheduled for deletion is not live: it may go with its key.
+        for record in self.store.list_secrets(region).await?.into_iter().filter(|r| r.deletion_date.is_none()) {
+            if let Some(state) = self.store.load_secret_by_arn(&record.arn).await? {
+                if state.versions.iter().any(|v| names_key(&v.envelope)) {
+                    out.secrets += 1;
+                }
+            }
+        }
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .list_parameters(ParameterQuery {
+                    region: region.to_string(),
+                    path: "/".into(),
+                    recursive: true,
+                    after: after.clone(),
+                    limit: PAGE,
+                    latest_only: false,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            out.parameters += page.iter().filter(|p| p.versions.iter().any(|v| names_key(&v.envelope))).count();
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
