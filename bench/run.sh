@@ -155,7 +155,14 @@ loadgen() { # peer args...
 for peer in $PEERS; do
   [ "${setup_c[$peer]}" -gt 0 ] || continue
   say "setup: $peer: creating ${secrets[$peer]} secrets over ${setup_c[$peer]} connections"
-  if ! loadgen "$peer" --setup-only --setup-concurrency "${setup_c[$peer]}"; then drop_peer "$peer" "setup failed"; fi
+  if ! loadgen "$peer" --setup-only --setup-concurrency "${setup_c[$peer]}"; then drop_peer "$peer" "setup failed"; continue; fi
+  # The Parameter Store workloads read SecureString parameters, created by their own setup.
+  if [[ " $WORKLOADS " == *" get-parameter"* ]]; then
+    say "setup: $peer: creating ${secrets[$peer]} parameters"
+    if ! loadgen "$peer" --workload get-parameter --setup-only --setup-concurrency "${setup_c[$peer]}"; then
+      drop_peer "$peer" "parameter setup failed"
+    fi
+  fi
 done
 
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -168,6 +175,8 @@ for workload in $WORKLOADS; do
     # The peers take turns within each cell, so background noise falls on all of them alike.
     for peer in $PEERS; do
       n=$((n + 1))
+      # The fixed server answers one GetSecretValue body: it bounds only that workload.
+      if [ "$peer" = fixed ] && [[ $workload == get-parameter* ]]; then continue; fi
       if ! kill -0 "${pid_of[$peer]}" 2>/dev/null; then
         echo "{\"peer\":\"$peer\",\"workload\":\"$workload\",\"concurrency\":$c,\"failed\":\"server exited\"}" >>"$results"
         say "[$n/$total] $peer $workload c=$c: the server is gone"; continue

@@ -189,4 +189,52 @@ expect_eq "$source_name" "prod/db" "SourceResult is the DescribeSecret document"
 expect_error ValidationException aws ssm get-parameter --region us-west-1 --name /aws/reference/secretsmanager/prod/db
 expect_error ParameterNotFound aws ssm get-parameter --region us-west-1 --name /aws/reference/secretsmanager/prod/none --with-decryption
 
+step "the seed's secret_health_check function, unchanged"
+secret_health_check() {
+  echo "üîç Running secret management health check"
+  
+  # Check all critical secrets
+  CRITICAL_SECRETS=(
+    "/amplify/TWILIO_ACCOUNT_SID"
+    "/amplify/TWILIO_AUTH_TOKEN"
+    "/amplify/SENDGRID_API_KEY"
+    "/amplify/FROM_EMAIL"
+  )
+  
+  local health_check_passed=true
+  
+  for secret in "${CRITICAL_SECRETS[@]}"; do
+    echo "Checking $secret..."
+    
+    # Test parameter existence
+    if aws ssm get-parameter --region us-west-1 --name "$secret" >/dev/null 2>&1; then
+      echo "  ‚úÖ Parameter exists"
+      
+      # Test decryption (for SecureString)
+      if aws ssm get-parameter --region us-west-1 --name "$secret" --with-decryption >/dev/null 2>&1; then
+        echo "  ‚úÖ Decryption successful"
+      else
+        echo "  ‚ùå Decryption failed"
+        health_check_passed=false
+      fi
+    else
+      echo "  ‚ùå Parameter not found"
+      health_check_passed=false
+    fi
+  done
+  
+  if [ "$health_check_passed" = true ]; then
+    echo "‚úÖ Secret management health check passed"
+  else
+    echo "‚ùå Secret management health check failed"
+    exit 1
+  fi
+}
+out=$(secret_health_check)
+expect_contains "$out" "Secret management health check passed" "secret_health_check"
+expect_lacks "$out" "failed" "secret_health_check"
+aws ssm delete-parameter --region us-west-1 --name /amplify/FROM_EMAIL
+if out=$(secret_health_check); then fail "secret_health_check passed with a missing parameter"; fi
+expect_contains "$out" "Parameter not found" "secret_health_check names the missing parameter"
+
 echo "seed 000 (Parameter Store): all checks passed"

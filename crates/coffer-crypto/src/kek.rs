@@ -141,6 +141,30 @@ impl Kek {
         out.extend_from_slice(&self.id.to_be_bytes());
     }
 
+    /// Appends the header, the wrap nonce and the data key wrapped under this KEK (in place, so the key
+    /// is copied nowhere else) to `out`, which must be empty; returns the header's length.
+    fn write_wrapped_key(
+        &self,
+        out: &mut Vec<u8>,
+        data_key: &[u8; KEY_LEN],
+        wrap_nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+    ) -> Result<usize, CryptoError> {
+        self.write_header(out);
+        let header = out.len();
+        out.extend_from_slice(wrap_nonce);
+        out.extend_from_slice(data_key);
+        let wrap_tag = self
+            .cipher
+            .encrypt_in_place_detached(Nonce::from_slice(wrap_nonce), aad, &mut out[header + WRAPPED_KEY_OFFSET..])
+            .map_err(|_| {
+                out.zeroize();
+                CryptoError::Encrypt
+            })?;
+        out.extend_from_slice(&wrap_tag);
+        Ok(header)
+    }
+
     /// Whether an envelope's header names this KEK; the header's length otherwise errors.
     fn check_header(&self, blob: &[u8]) -> Result<usize, CryptoError> {
         let (&format, _) = blob.split_first().ok_or(CryptoError::MalformedEnvelope)?;
@@ -198,18 +222,7 @@ impl Kek {
         // Build the envelope in one allocation and encrypt both fields in place, so neither the data
         // key nor the plaintext is copied anywhere but the output buffer.
         let mut out = Vec::with_capacity(KMS_ENVELOPE_OVERHEAD + plaintext.len());
-        self.write_header(&mut out);
-        let header = out.len();
-        out.extend_from_slice(&wrap_nonce);
-        out.extend_from_slice(data_key.as_ref());
-        let wrap_tag = self
-            .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&wrap_nonce), aad, &mut out[header + WRAPPED_KEY_OFFSET..])
-            .map_err(|_| {
-                out.zeroize();
-                CryptoError::Encrypt
-            })?;
-        out.extend_from_slice(&wrap_tag);
+        let header = self.write_wrapped_key(&mut out, &data_key, &wrap_nonce, aad)?;
         out.extend_from_slice(&data_nonce);
         out.extend_from_slice(plaintext);
         let data_tag = cipher(&data_key)
@@ -274,18 +287,7 @@ impl Kek {
         let mut wrap_nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut wrap_nonce);
         let mut out = Vec::with_capacity(blob.len() + KMS_KEY_ID_LEN);
-        self.write_header(&mut out);
-        let header = out.len();
-        out.extend_from_slice(&wrap_nonce);
-        out.extend_from_slice(data_key.as_ref());
-        let wrap_tag = self
-            .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&wrap_nonce), aad, &mut out[header + WRAPPED_KEY_OFFSET..])
-            .map_err(|_| {
-                out.zeroize();
-                CryptoError::Encrypt
-            })?;
-        out.extend_from_slice(&wrap_tag);
+        self.write_wrapped_key(&mut out, &data_key, &wrap_nonce, aad)?;
         out.extend_from_slice(&blob[old_header + DATA_NONCE_OFFSET..]);
         Ok(out)
     }

@@ -202,6 +202,10 @@ impl Store for SqliteStore {
         self.readers.read(move |c| reader::list_parameters(c, &query)).await
     }
 
+    async fn list_parameter_names(&self, query: ParameterQuery) -> StoreResult<Vec<String>> {
+        self.readers.read(move |c| reader::list_parameter_names(c, &query)).await
+    }
+
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let key = key.to_string();
         self.readers.read(move |c| reader::setting(c, &key)).await

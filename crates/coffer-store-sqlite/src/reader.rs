@@ -279,19 +279,47 @@ pub(crate) fn load_parameter(conn: &Connection, region: &str, name: &str) -> Sto
     Ok(found)
 }
 
-/// A page of parameters under a path: an index range, never a scan of the table.
-pub(crate) fn list_parameters(conn: &Connection, q: &ParameterQuery) -> StoreResult<Vec<ParameterState>> {
-    let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
-    let after = q.after.clone().unwrap_or_default();
-    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
-    // Names under `/a/b/` are exactly those in [`/a/b/`, `/a/b0`): `0` follows `/` in ASCII.
-    let (range, upper) = if !q.recursive {
+/// The range condition of a path listing (over `parameters p`) and its upper bound parameter: names
+/// under `/a/b/` are exactly those in [`/a/b/`, `/a/b0`), as `0` follows `/` in ASCII.
+fn path_range(q: &ParameterQuery) -> (&'static str, String) {
+    if !q.recursive {
         ("p.parent_path = ?2", q.path.clone())
     } else if q.path == "/" {
         ("?2 = ?2", String::new())
     } else {
         ("p.name < ?2 AND p.name >= ?5", format!("{}0", q.path))
-    };
+    }
+}
+
+/// The names of a page under a path: an index-only range scan.
+pub(crate) fn list_parameter_names(conn: &Connection, q: &ParameterQuery) -> StoreResult<Vec<String>> {
+    let after = q.after.clone().unwrap_or_default();
+    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    let (range, upper) = path_range(q);
+    let sql = format!(
+        "SELECT p.name FROM parameters p WHERE p.region = ?1 AND {range} AND p.name > ?3 ORDER BY p.name LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+    let lower = format!("{}/", q.path);
+    let mut rows = if q.recursive && q.path != "/" {
+        stmt.query(rusqlite::params![q.region, upper, after, limit, lower])
+    } else {
+        stmt.query(rusqlite::params![q.region, upper, after, limit])
+    }
+    .map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        out.push(get(r, 0)?);
+    }
+    Ok(out)
+}
+
+/// A page of parameters under a path: an index range, never a scan of the table.
+pub(crate) fn list_parameters(conn: &Connection, q: &ParameterQuery) -> StoreResult<Vec<ParameterState>> {
+    let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+    let after = q.after.clone().unwrap_or_default();
+    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    let (range, upper) = path_range(q);
     // With `latest_only` a page is one statement: each parameter joined with its newest version.
     let sql = if q.latest_only {
         format!(

@@ -1097,6 +1097,22 @@ pub async fn parameter_listing_by_path(store: &dyn Store) {
     assert_eq!(names(store.list_parameters(query("/", false, None, 10)).await.unwrap()), ["/amplify0", "top"]);
     assert_eq!(store.list_parameters(query("/", true, None, 100)).await.unwrap().len(), 7);
     assert!(store.list_parameters(query("/nothing", true, None, 10)).await.unwrap().is_empty());
+    // The names-only listing answers exactly the same names, page for page.
+    for (path, recursive, after, limit) in [
+        ("/amplify", false, None, 10),
+        ("/amplify", true, None, 10),
+        ("/amplify", true, Some("/amplify/a"), 2),
+        ("/", false, None, 10),
+        ("/", true, None, 3),
+        ("/nothing", true, None, 10),
+    ] {
+        let q = query(path, recursive, after, limit);
+        assert_eq!(
+            store.list_parameter_names(q.clone()).await.unwrap(),
+            names(store.list_parameters(q).await.unwrap()),
+            "{path} recursive={recursive} after={after:?}"
+        );
+    }
 
     // `latest_only` returns the same parameters with only their newest version.
     store

@@ -436,6 +436,10 @@ pub trait Store: Send + Sync + 'static {
     /// index, never a scan of the whole store.
     async fn list_parameters(&self, query: ParameterQuery) -> StoreResult<Vec<ParameterState>>;
 
+    /// The names a [`list_parameters`](Store::list_parameters) call would return, and nothing else: an
+    /// index-only range scan, for callers that serve the records from a cache.
+    async fn list_parameter_names(&self, query: ParameterQuery) -> StoreResult<Vec<String>>;
+
     /// Reads an installation-wide setting (key check, passphrase parameters, ...).
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
 

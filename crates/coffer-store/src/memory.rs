@@ -226,6 +226,10 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn list_parameter_names(&self, query: ParameterQuery) -> StoreResult<Vec<String>> {
+        Ok(self.list_parameters(query).await?.into_iter().map(|p| p.name).collect())
+    }
+
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.lock()?.settings.get(key).cloned())
     }

@@ -36,6 +36,8 @@ pub(crate) fn key_id_bytes(key_id: &str) -> ServiceResult<[u8; KMS_KEY_ID_LEN]> 
 /// A key ready for cryptography: its record and every material version as a KEK.
 pub struct LoadedKey {
     pub record: KmsKeyRecord,
+    /// The key id as the 16 bytes envelopes carry (the cache's key).
+    id: [u8; KMS_KEY_ID_LEN],
     keks: BTreeMap<u32, Kek>,
     loaded_at: Instant,
 }
@@ -55,7 +57,7 @@ impl LoadedKey {
                 .map_err(|_| ServiceError::internal("stored KMS key material has the wrong length"))?;
             keks.insert(m.version, kek);
         }
-        Ok(LoadedKey { record: state.key, keks, loaded_at: Instant::now() })
+        Ok(LoadedKey { record: state.key, id, keks, loaded_at: Instant::now() })
     }
 
     /// The newest material: what new envelopes are sealed under.
@@ -92,33 +94,36 @@ pub(crate) fn usable(record: &KmsKeyRecord) -> ServiceResult<()> {
     }
 }
 
-/// region -> key id -> loaded key; nested so the hot-path lookup borrows `&str` instead of allocating.
+/// region -> key id (UUID bytes) -> loaded key. Keyed by the bytes envelopes carry, so the hot path
+/// (opening a value) neither formats a UUID nor allocates a key.
 #[derive(Default)]
 pub(crate) struct KeyCache {
-    entries: RwLock<HashMap<String, HashMap<String, Arc<LoadedKey>>>>,
+    entries: RwLock<HashMap<String, HashMap<[u8; KMS_KEY_ID_LEN], Arc<LoadedKey>>>>,
 }
 
 impl KeyCache {
     /// The cached key, however old (the synchronous decryption paths use what the async ones warmed).
-    pub(crate) fn get(&self, region: &str, key_id: &str) -> Option<Arc<LoadedKey>> {
+    pub(crate) fn get(&self, region: &str, key_id: &[u8; KMS_KEY_ID_LEN]) -> Option<Arc<LoadedKey>> {
         self.entries.read().ok()?.get(region)?.get(key_id).cloned()
     }
 
     /// The cached key if it is still fresh.
-    pub(crate) fn get_fresh(&self, region: &str, key_id: &str) -> Option<Arc<LoadedKey>> {
+    pub(crate) fn get_fresh(&self, region: &str, key_id: &[u8; KMS_KEY_ID_LEN]) -> Option<Arc<LoadedKey>> {
         self.get(region, key_id).filter(|k| k.loaded_at.elapsed() < FRESH_FOR)
     }
 
     pub(crate) fn put(&self, key: Arc<LoadedKey>) {
         if let Ok(mut map) = self.entries.write() {
-            map.entry(key.record.region.clone()).or_default().insert(key.record.key_id.clone(), key);
+            map.entry(key.record.region.clone()).or_default().insert(key.id, key);
         }
     }
 
+    /// Drops a key (by its text id; ids that are not UUIDs were never cached).
     pub(crate) fn invalidate(&self, region: &str, key_id: &str) {
+        let Ok(id) = uuid::Uuid::parse_str(key_id) else { return };
         if let Ok(mut map) = self.entries.write() {
             if let Some(keys) = map.get_mut(region) {
-                keys.remove(key_id);
+                keys.remove(id.as_bytes());
             }
         }
     }

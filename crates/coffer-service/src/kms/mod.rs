@@ -333,8 +333,10 @@ impl Service {
 
     /// Loads (or takes from the cache while fresh) a key with its material unsealed.
     pub(crate) async fn loaded_key(&self, region: &str, key_id: &str) -> ServiceResult<Arc<LoadedKey>> {
-        if let Some(hit) = self.kms_keys.get_fresh(region, key_id) {
-            return Ok(hit);
+        if let Ok(id) = uuid::Uuid::parse_str(key_id) {
+            if let Some(hit) = self.kms_keys.get_fresh(region, id.as_bytes()) {
+                return Ok(hit);
+            }
         }
         let Some(state) = self.store.load_kms_key(region, key_id).await? else {
             return Err(self.not_found_key(region, key_id));
@@ -370,6 +372,9 @@ impl Service {
     /// fresh, so the synchronous [`open_envelope`](Self::open_envelope) finds them.
     pub(crate) async fn warm_keys(&self, region: &str, key_ids: Vec<[u8; 16]>) -> ServiceResult<()> {
         for key_id in key_ids {
+            if self.kms_keys.get_fresh(region, &key_id).is_some() {
+                continue;
+            }
             let id = uuid::Uuid::from_bytes(key_id).to_string();
             match self.loaded_key(region, &id).await {
                 Ok(_) => {}
@@ -391,8 +396,10 @@ impl Service {
         match envelope_kek(blob).map_err(failed)? {
             EnvelopeKek::Master => self.keyring.open(blob, aad).map_err(failed),
             EnvelopeKek::KmsKey { key_id, version } => {
-                let id = uuid::Uuid::from_bytes(key_id).to_string();
-                let key = self.kms_keys.get(region, &id).ok_or_else(|| self.not_found_key(region, &id))?;
+                let key = self
+                    .kms_keys
+                    .get(region, &key_id)
+                    .ok_or_else(|| self.not_found_key(region, &uuid::Uuid::from_bytes(key_id).to_string()))?;
                 key.usable()?;
                 let kek =
                     key.version(version).ok_or_else(|| failed(coffer_crypto::CryptoError::UnknownKek(version)))?;

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use coffer_crypto::{envelope_kek, EnvelopeKek};
-use coffer_store::{EnvelopeSwap, ParameterQuery};
+use coffer_store::EnvelopeSwap;
 
 use super::{LoadedKey, SECRETS_MANAGER_DEFAULT_ALIAS, SSM_DEFAULT_ALIAS};
 use crate::error::ServiceResult;
+use crate::parameters::ops::ParameterWalk;
 use crate::Service;
 
 /// What a re-wrap pass did.
@@ -35,8 +36,6 @@ impl Dependents {
         self.secrets + self.parameters
     }
 }
-
-const PAGE: usize = 500;
 
 /// Keys looked up once per pass.
 struct PassKeys<'a> {
@@ -126,21 +125,8 @@ impl Service {
                 self.cache.invalidate(&state.secret.arn);
             }
         }
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .list_parameters(ParameterQuery {
-                    region: region.to_string(),
-                    path: "/".into(),
-                    recursive: true,
-                    after: after.clone(),
-                    limit: PAGE,
-                    latest_only: false,
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.name.clone());
+        let mut walk = ParameterWalk::default();
+        while let Some(page) = self.next_parameter_page(region, &mut walk, false).await? {
             for p in &page {
                 let mut swaps = Vec::new();
                 for v in p.versions.iter().filter(|v| v.parameter_type == "SecureString") {
@@ -154,9 +140,6 @@ impl Service {
                     report.rewrapped += self.store.rewrap_parameter_versions(&p.region, &p.name, swaps).await?;
                     self.parameter_cache.invalidate(&p.region, &p.name);
                 }
-            }
-            if page.len() < PAGE {
-                break;
             }
         }
         Ok(report)
@@ -177,25 +160,9 @@ impl Service {
                 }
             }
         }
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .list_parameters(ParameterQuery {
-                    region: region.to_string(),
-                    path: "/".into(),
-                    recursive: true,
-                    after: after.clone(),
-                    limit: PAGE,
-                    latest_only: false,
-                })
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.name.clone());
+        let mut walk = ParameterWalk::default();
+        while let Some(page) = self.next_parameter_page(region, &mut walk, false).await? {
             out.parameters += page.iter().filter(|p| p.versions.iter().any(|v| names_key(&v.envelope))).count();
-            if page.len() < PAGE {
-                break;
-            }
         }
         Ok(out)
     }

@@ -91,6 +91,13 @@ pub struct LabelOutcome {
     pub version: i64,
 }
 
+/// Where a walk over all parameters stands (see [`Service::next_parameter_page`]).
+#[derive(Debug, Default)]
+pub(crate) struct ParameterWalk {
+    after: Option<String>,
+    done: bool,
+}
+
 pub(crate) fn value_aad(region: &str, name: &str, version: i64) -> Vec<u8> {
     format!("coffer parameter value v1\n{region}\n{name}\n{version}").into_bytes()
 }
@@ -167,26 +174,41 @@ impl Service {
         result
     }
 
+    /// The next page of a walk over every parameter of a region, by name; `None` when the walk is over.
+    /// `cursor` starts as [`ParameterWalk::default`] and is advanced by each call.
+    pub(crate) async fn next_parameter_page(
+        &self,
+        region: &str,
+        cursor: &mut ParameterWalk,
+        latest_only: bool,
+    ) -> ServiceResult<Option<Vec<ParameterState>>> {
+        const PAGE: usize = 500;
+        if cursor.done {
+            return Ok(None);
+        }
+        let page = self
+            .store
+            .list_parameters(ParameterQuery {
+                region: region.to_string(),
+                path: "/".into(),
+                recursive: true,
+                after: cursor.after.take(),
+                limit: PAGE,
+                latest_only,
+            })
+            .await?;
+        cursor.done = page.len() < PAGE;
+        cursor.after = page.last().map(|p| p.name.clone());
+        Ok((!page.is_empty()).then_some(page))
+    }
+
     /// Deletes parameters whose Expiration policy has passed; called by the server's scheduler.
     /// Returns how many were removed.
     pub async fn purge_expired_parameters(&self, region: &str) -> ServiceResult<usize> {
         let mut purged = 0;
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .list_parameters(ParameterQuery {
-                    region: region.to_string(),
-                    path: "/".into(),
-                    recursive: true,
-                    after,
-                    limit: 500,
-                    // Expiration is decided by the newest version's policies.
-                    latest_only: true,
-                })
-                .await?;
-            let done = page.len() < 500;
-            after = page.last().map(|p| p.name.clone());
+        let mut walk = ParameterWalk::default();
+        // Expiration is decided by the newest version's policies.
+        while let Some(page) = self.next_parameter_page(region, &mut walk, true).await? {
             for p in page.iter().filter(|p| self.expired(p)) {
                 let write = ParameterWrite::Delete {
                     region: p.region.clone(),
@@ -203,10 +225,8 @@ impl Service {
                     Err(e) => return Err(e.into()),
                 }
             }
-            if done {
-                return Ok(purged);
-            }
         }
+        Ok(purged)
     }
 
     fn open_parameter(
@@ -527,29 +547,37 @@ impl Service {
         let path = validate_path(path)?;
         let limit = max_results(max, 10, "maxResults")?;
         let after = decode_token(next_token)?;
-        let page = self
+        // The page's names come from an index-only range scan; the parameters themselves from the read
+        // cache GetParameter uses (loading the misses), so a warm page costs one small query.
+        let names = self
             .store
-            .list_parameters(ParameterQuery {
+            .list_parameter_names(ParameterQuery {
                 region: ctx.region.clone(),
                 path,
                 recursive,
                 after,
                 limit: limit + 1,
-                // The Label filter looks at every version's labels; otherwise the newest is all a page shows.
-                latest_only: !filters.iter().any(|f| f.key == "Label"),
+                latest_only: true,
             })
             .await?;
-        let more = page.len() > limit;
-        let key_ids = Self::parameter_key_ids(page.iter().take(limit).filter_map(|p| p.versions.last()), decrypt);
+        let more = names.len() > limit;
+        let mut page = Vec::with_capacity(limit);
+        for name in names.iter().take(limit) {
+            // Gone (deleted meanwhile) or expired: not listed, as if the scan had not seen it.
+            if let Some(p) = self.load_live_parameter(&ctx.region, name).await? {
+                page.push(p);
+            }
+        }
+        let key_ids = Self::parameter_key_ids(page.iter().filter_map(|p| p.versions.last()), decrypt);
         self.warm_keys(&ctx.region, key_ids).await?;
         let mut items = Vec::with_capacity(limit);
         // As in SSM, filters apply within the page: a page may come back short with a NextToken.
-        for p in page.iter().take(limit).filter(|p| !self.expired(p) && Self::parameter_passes(filters, p)) {
+        for p in page.iter().filter(|p| Self::parameter_passes(filters, p)) {
             if let Some(v) = p.versions.last() {
                 items.push(self.parameter_value(p, v, &Selector::Latest, decrypt)?);
             }
         }
-        let next_token = if more { page.get(limit - 1).map(|p| encode_token(&p.name)) } else { None };
+        let next_token = if more { names.get(limit - 1).map(|n| encode_token(n)) } else { None };
         Ok(ParametersPage { items, next_token })
     }
 
