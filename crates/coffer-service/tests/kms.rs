@@ -379,3 +379,37 @@ async fn scheduled_rotation_runs_when_due() {
     assert_eq!(store.load_kms_key(REGION, &key).await.unwrap().unwrap().materials.len(), 2);
     assert_eq!(s.rotate_due_keys(REGION).await.unwrap(), 0, "the next rotation is 90 days on");
 }
+
+#[tokio::test]
+async fn update_secret_with_a_new_key_moves_its_labelled_versions_under_it() {
+    let (s, store, _) = setup();
+    let old_key = customer_key(&s).await;
+    let new_key = customer_key(&s).await;
+    let created = s
+        .create_secret(
+            &ctx(),
+            CreateSecretInput {
+                name: "moving".into(),
+                client_request_token: Some("a".repeat(32)),
+                kms_key_id: Some(old_key.clone()),
+                value: secret_string("synthetic-moving"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let update = coffer_service::secrets::UpdateSecretInput {
+        secret_id: created.arn.clone(),
+        kms_key_id: Some(new_key.clone()),
+        ..Default::default()
+    };
+    s.update_secret(&ctx(), update).await.unwrap();
+    let state = store.load_secret_by_arn(&created.arn).await.unwrap().unwrap();
+    match envelope_kek(&state.versions[0].envelope).unwrap() {
+        EnvelopeKek::KmsKey { key_id, .. } => assert_eq!(uuid::Uuid::from_bytes(key_id).to_string(), new_key),
+        EnvelopeKek::Master => panic!("not under a KMS key"),
+    }
+    // The old key no longer protects anything: it may go without force, and the value still reads.
+    s.schedule_key_deletion(&ctx(), &old_key, Some(7), false).await.unwrap();
+    assert_eq!(read_secret(&s, "moving").await.unwrap(), "synthetic-moving");
+}

@@ -98,8 +98,11 @@ pub(crate) fn usable(record: &KmsKeyRecord) -> ServiceResult<()> {
 /// (opening a value) neither formats a UUID nor allocates a key.
 #[derive(Default)]
 pub(crate) struct KeyCache {
-    entries: RwLock<HashMap<String, HashMap<[u8; KMS_KEY_ID_LEN], Arc<LoadedKey>>>>,
+    entries: RwLock<HashMap<String, RegionKeys>>,
 }
+
+/// One region's loaded keys, by UUID bytes.
+type RegionKeys = HashMap<[u8; KMS_KEY_ID_LEN], Arc<LoadedKey>>;
 
 impl KeyCache {
     /// The cached key, however old (the synchronous decryption paths use what the async ones warmed).

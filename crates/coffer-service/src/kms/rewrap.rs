@@ -66,8 +66,9 @@ impl<'a> PassKeys<'a> {
 }
 
 impl Service {
-    /// Moves one envelope to the newest material of the key it should be under; `key_ref` names that
-    /// key for legacy (master-key) envelopes. `Ok(None)` when it is already current or cannot move.
+    /// Moves one envelope to the newest material of the key it should be under: its own key, or — for
+    /// legacy master-key envelopes, and when `follow_record_key` — the record's key named by `key_ref`.
+    /// `None` when it is already there or cannot move (a source or target key that is unusable).
     async fn rewrap_one(
         &self,
         keys: &mut PassKeys<'_>,
@@ -75,28 +76,33 @@ impl Service {
         blob: &[u8],
         aad: &[u8],
         key_ref: &str,
+        follow_record_key: bool,
     ) -> Option<Vec<u8>> {
-        let (key, from_version) = match envelope_kek(blob) {
+        let (source, from_version) = match envelope_kek(blob) {
             Ok(EnvelopeKek::KmsKey { key_id, version }) => {
                 (keys.by_id(&uuid::Uuid::from_bytes(key_id).to_string()).await, Some(version))
             }
-            Ok(EnvelopeKek::Master) => (keys.by_ref(key_ref).await, None),
-            Err(_) => (None, None),
+            Ok(EnvelopeKek::Master) => (None, None),
+            Err(_) => (None, Some(0)),
         };
-        let Some(key) = key else {
+        let target = match (&source, from_version) {
+            (Some(own), Some(_)) if !follow_record_key => Some(own.clone()),
+            _ => keys.by_ref(key_ref).await,
+        };
+        let (Some(target), true) = (target, from_version.is_none() || source.is_some()) else {
             report.skipped += 1;
             return None;
         };
-        if from_version == Some(key.newest_version()) {
+        let same_key = source.as_ref().is_some_and(|s| s.record.key_id == target.record.key_id);
+        if same_key && from_version == Some(target.newest_version()) {
             report.current += 1;
             return None;
         }
-        let newest = key.newest().ok()?;
-        let from = match from_version {
-            Some(v) => key.version(v)?,
-            None => self.keyring.master_kek(),
+        let from = match (&source, from_version) {
+            (Some(s), Some(v)) => s.version(v)?,
+            _ => self.keyring.master_kek(),
         };
-        match newest.rewrap(from, blob, aad, &mut rand::rngs::OsRng) {
+        match target.newest().ok()?.rewrap(from, blob, aad, &mut rand::rngs::OsRng) {
             Ok(moved) => Some(moved),
             Err(e) => {
                 tracing::warn!(error = %e, "an envelope could not be re-wrapped");
@@ -106,24 +112,48 @@ impl Service {
         }
     }
 
+    /// Re-wraps one secret's versions: each to its key's newest material, and the versions labelled
+    /// AWSCURRENT, AWSPENDING or AWSPREVIOUS under the secret's current key (as Secrets Manager does when
+    /// UpdateSecret changes the KmsKeyId). Values are never decrypted.
+    async fn rewrap_secret(
+        &self,
+        keys: &mut PassKeys<'_>,
+        report: &mut RewrapReport,
+        state: &coffer_store::SecretState,
+    ) -> ServiceResult<()> {
+        let key_ref = state.secret.kms_key_id.clone().unwrap_or_else(|| SECRETS_MANAGER_DEFAULT_ALIAS.into());
+        let mut swaps = Vec::new();
+        for v in &state.versions {
+            let labelled = v.stages.iter().any(|s| matches!(s.as_str(), "AWSCURRENT" | "AWSPENDING" | "AWSPREVIOUS"));
+            let aad = crate::secrets::value_aad(&state.secret.arn, &v.version_id);
+            if let Some(new) = self.rewrap_one(keys, report, &v.envelope, &aad, &key_ref, labelled).await {
+                swaps.push(EnvelopeSwap { version: v.version_id.clone(), old: v.envelope.clone(), new });
+            }
+        }
+        if !swaps.is_empty() {
+            report.rewrapped += self.store.rewrap_secret_versions(&state.secret.arn, swaps).await?;
+            self.cache.invalidate(&state.secret.arn);
+        }
+        Ok(())
+    }
+
+    /// Re-wraps one secret now (after UpdateSecret changed its key).
+    pub(crate) async fn rewrap_secret_now(&self, region: &str, arn: &str) -> ServiceResult<RewrapReport> {
+        let mut report = RewrapReport::default();
+        let mut keys = PassKeys { service: self, region, by_id: HashMap::new(), by_ref: HashMap::new() };
+        if let Some(state) = self.store.load_secret_by_arn(arn).await? {
+            self.rewrap_secret(&mut keys, &mut report, &state).await?;
+        }
+        Ok(report)
+    }
+
     /// One re-wrap pass over every secret and SecureString parameter of a region.
     pub async fn rewrap_region(&self, region: &str) -> ServiceResult<RewrapReport> {
         let mut report = RewrapReport::default();
         let mut keys = PassKeys { service: self, region, by_id: HashMap::new(), by_ref: HashMap::new() };
         for record in self.store.list_secrets(region).await? {
             let Some(state) = self.store.load_secret_by_arn(&record.arn).await? else { continue };
-            let key_ref = state.secret.kms_key_id.clone().unwrap_or_else(|| SECRETS_MANAGER_DEFAULT_ALIAS.into());
-            let mut swaps = Vec::new();
-            for v in &state.versions {
-                let aad = crate::secrets::value_aad(&state.secret.arn, &v.version_id);
-                if let Some(new) = self.rewrap_one(&mut keys, &mut report, &v.envelope, &aad, &key_ref).await {
-                    swaps.push(EnvelopeSwap { version: v.version_id.clone(), old: v.envelope.clone(), new });
-                }
-            }
-            if !swaps.is_empty() {
-                report.rewrapped += self.store.rewrap_secret_versions(&state.secret.arn, swaps).await?;
-                self.cache.invalidate(&state.secret.arn);
-            }
+            self.rewrap_secret(&mut keys, &mut report, &state).await?;
         }
         let mut walk = ParameterWalk::default();
         while let Some(page) = self.next_parameter_page(region, &mut walk, false).await? {
@@ -132,7 +162,8 @@ impl Service {
                 for v in p.versions.iter().filter(|v| v.parameter_type == "SecureString") {
                     let key_ref = v.key_id.clone().unwrap_or_else(|| SSM_DEFAULT_ALIAS.into());
                     let aad = crate::parameters::ops::value_aad(&p.region, &p.name, v.version);
-                    if let Some(new) = self.rewrap_one(&mut keys, &mut report, &v.envelope, &aad, &key_ref).await {
+                    if let Some(new) = self.rewrap_one(&mut keys, &mut report, &v.envelope, &aad, &key_ref, false).await
+                    {
                         swaps.push(EnvelopeSwap { version: v.version, old: v.envelope.clone(), new });
                     }
                 }

@@ -700,41 +700,49 @@ impl Service {
         // A new KmsKeyId must name a usable key even when no value comes with it.
         let key = self.secret_key(&current.secret.region, key_ref).await?;
         self.warm_secret_keys(&current).await?;
-        self.modify(ctx, &input.secret_id, |state| {
-            not_deleted(state)?;
-            let mut secret = state.secret.clone();
-            if let Some(d) = &input.description {
-                secret.description = Some(d.clone());
-            }
-            if let Some(k) = &input.kms_key_id {
-                secret.kms_key_id = Some(k.clone());
-            }
-            let identity = SecretIdentity {
-                arn: state.secret.arn.clone(),
-                name: state.secret.name.clone(),
-                version_id: token.clone(),
-            };
-            match (&input.value, &token) {
-                (Some(value), Some(token)) => {
-                    let (change, _) = self.decide_new_version(
-                        state,
-                        token,
-                        value,
-                        &[AWSCURRENT.to_string()],
-                        now,
-                        secret.clone(),
-                        &key,
-                    )?;
-                    match change {
-                        Some(c) => Ok(version_decision(state, Some(c), identity)),
-                        // Same token and value: only the metadata may still need writing.
-                        None => Ok(metadata_decision(state, secret, now, identity)),
-                    }
+        let identity = self
+            .modify(ctx, &input.secret_id, |state| {
+                not_deleted(state)?;
+                let mut secret = state.secret.clone();
+                if let Some(d) = &input.description {
+                    secret.description = Some(d.clone());
                 }
-                _ => Ok(metadata_decision(state, secret, now, identity)),
-            }
-        })
-        .await
+                if let Some(k) = &input.kms_key_id {
+                    secret.kms_key_id = Some(k.clone());
+                }
+                let identity = SecretIdentity {
+                    arn: state.secret.arn.clone(),
+                    name: state.secret.name.clone(),
+                    version_id: token.clone(),
+                };
+                match (&input.value, &token) {
+                    (Some(value), Some(token)) => {
+                        let (change, _) = self.decide_new_version(
+                            state,
+                            token,
+                            value,
+                            &[AWSCURRENT.to_string()],
+                            now,
+                            secret.clone(),
+                            &key,
+                        )?;
+                        match change {
+                            Some(c) => Ok(version_decision(state, Some(c), identity)),
+                            // Same token and value: only the metadata may still need writing.
+                            None => Ok(metadata_decision(state, secret, now, identity)),
+                        }
+                    }
+                    _ => Ok(metadata_decision(state, secret, now, identity)),
+                }
+            })
+            .await?;
+        // A new key takes over the labelled versions at once (their data keys re-wrapped, values untouched),
+        // as Secrets Manager re-encrypts AWSCURRENT, AWSPENDING and AWSPREVIOUS; the scheduler's pass
+        // finishes the job if this is interrupted.
+        if input.kms_key_id.is_some() && input.kms_key_id != current.secret.kms_key_id {
+            self.rewrap_secret_now(&current.secret.region, &identity.arn).await?;
+        }
+        Ok(identity)
     }
 
     pub async fn describe_secret(&self, ctx: &RequestContext, secret_id: &str) -> ServiceResult<SecretDescription> {
