@@ -456,6 +456,19 @@ fn secret_values_never_reach_the_logs() {
     run(&["param", "put", "/canary/param", "--value", canary, "--type", "SecureString"]);
     run(&["param", "get", "/canary/param"]);
     run(&["param", "put", "/canary/param", "--value", canary, "--type", "SecureString"]);
+    // KMS plaintexts, a disabled key's failures and a re-wrap pass must not leak either.
+    let cipher = run(&["kms", "encrypt", "alias/aws/ssm", "--plaintext", canary, "--context", "k=v"]);
+    let cipher = String::from_utf8_lossy(&cipher.stdout).trim().to_string();
+    assert_eq!(String::from_utf8_lossy(&run(&["kms", "decrypt", &cipher, "--context", "k=v"]).stdout).trim(), canary);
+    run(&["kms", "decrypt", &cipher]);
+    let key: serde_json::Value = serde_json::from_slice(&run(&["kms", "create"]).stdout).unwrap();
+    let key = key["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    run(&["secret", "create", "canary/kms", "--value", canary, "--kms-key-id", &key]);
+    run(&["kms", "disable", &key]);
+    run(&["secret", "get", "canary/kms"]);
+    run(&["kms", "enable", &key]);
+    run(&["kms", "rotate", &key]);
+    run(&["kms", "rewrap"]);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let logs = server.log_text();
     assert!(!logs.is_empty(), "trace logging produced output");
