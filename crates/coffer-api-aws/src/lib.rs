@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 mod json;
 pub mod kms;
+pub mod query;
 pub mod secretsmanager;
 pub mod ssm;
 
@@ -176,6 +177,9 @@ where
         _ => {}
     }
     let request_id = state.request_ids.next();
+    if query::is_query_request(&req) {
+        return query::handle(state, remote, req, &request_id).await;
+    }
     match handle_aws(state, remote, req, &request_id).await {
         Ok(body) => response(200, body, &request_id),
         Err(e) => {

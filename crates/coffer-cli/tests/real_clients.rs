@@ -189,6 +189,11 @@ fn seed004_parameter_store_js_sdk_v3() {
 }
 
 #[test]
+fn sts_aws_cli() {
+    run_script("bash", "sts_cli.sh", "sts (aws CLI): all checks passed");
+}
+
+#[test]
 fn kms_aws_cli() {
     run_script("bash", "kms_cli.sh", "kms (aws CLI): all checks passed");
 }

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod identity;
 pub mod kms;
 pub mod parameters;
 pub mod password;
