@@ -797,7 +797,6 @@ impl Service {
         let page_size = validate::max_results(input.max_results, 100)?.unwrap_or(100);
         let offset = list::decode_token(input.next_token.as_deref())?;
         let state = self.resolve(ctx, &input.secret_id, false).await?;
-        let kms_key_id = state.secret.kms_key_id.clone();
         let versions: Vec<VersionSummary> = state
             .versions
             .iter()
@@ -807,7 +806,11 @@ impl Service {
                 version_id: v.version_id.clone(),
                 stages: v.stages.clone(),
                 created: v.created,
-                kms_key_id: kms_key_id.clone(),
+                // The key that actually wraps this version (it differs from the secret's KmsKeyId for
+                // versions written before a key change), else what the secret names.
+                kms_key_id: self
+                    .envelope_key_arn(&state.secret.region, &v.envelope)
+                    .or_else(|| state.secret.kms_key_id.clone()),
             })
             .collect();
         let (versions, next_token) = list::page(versions, offset, page_size);
