@@ -413,3 +413,28 @@ async fn update_secret_with_a_new_key_moves_its_labelled_versions_under_it() {
     s.schedule_key_deletion(&ctx(), &old_key, Some(7), false).await.unwrap();
     assert_eq!(read_secret(&s, "moving").await.unwrap(), "synthetic-moving");
 }
+
+#[tokio::test]
+async fn version_listings_name_the_customer_key_that_wraps_each_version() {
+    let (s, _, _) = setup();
+    let key = customer_key(&s).await;
+    for (name, kms) in [("default-key", None), ("customer-key", Some(key.clone()))] {
+        s.create_secret(
+            &ctx(),
+            CreateSecretInput {
+                name: name.into(),
+                client_request_token: Some("a".repeat(32)),
+                kms_key_id: kms,
+                value: secret_string("v"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let list = |id: &str| coffer_service::secrets::ListVersionIdsInput { secret_id: id.into(), ..Default::default() };
+    let default = s.list_secret_version_ids(&ctx(), list("default-key")).await.unwrap();
+    assert_eq!(default.versions[0].kms_key_id, None, "the default key is reported as DefaultEncryptionKey");
+    let custom = s.list_secret_version_ids(&ctx(), list("customer-key")).await.unwrap();
+    assert!(custom.versions[0].kms_key_id.as_deref().unwrap().ends_with(&key));
+}

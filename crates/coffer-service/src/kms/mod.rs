@@ -408,12 +408,16 @@ impl Service {
         }
     }
 
-    /// Which key (ARN) protects an envelope; `None` for legacy master-key envelopes.
-    pub fn envelope_key_arn(&self, region: &str, blob: &[u8]) -> Option<String> {
+    /// Which customer key (ARN) protects an envelope; `None` for the AWS-managed default keys and for
+    /// legacy master-key envelopes (Secrets Manager reports those as `DefaultEncryptionKey`). Reads the
+    /// key cache, so warm the envelope's key first.
+    pub(crate) fn envelope_customer_key_arn(&self, region: &str, blob: &[u8]) -> Option<String> {
         match envelope_kek(blob) {
-            Ok(EnvelopeKek::KmsKey { key_id, .. }) => {
-                Some(self.key_arn(region, &uuid::Uuid::from_bytes(key_id).to_string()))
-            }
+            Ok(EnvelopeKek::KmsKey { key_id, .. }) => match self.kms_keys.get(region, &key_id) {
+                Some(key) if key.record.key_manager == "AWS" => None,
+                Some(key) => Some(key.record.arn.clone()),
+                None => Some(self.key_arn(region, &uuid::Uuid::from_bytes(key_id).to_string())),
+            },
             _ => None,
         }
     }

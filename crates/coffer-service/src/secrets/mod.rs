@@ -797,6 +797,7 @@ impl Service {
         let page_size = validate::max_results(input.max_results, 100)?.unwrap_or(100);
         let offset = list::decode_token(input.next_token.as_deref())?;
         let state = self.resolve(ctx, &input.secret_id, false).await?;
+        self.warm_secret_keys(&state).await?;
         let versions: Vec<VersionSummary> = state
             .versions
             .iter()
@@ -806,11 +807,9 @@ impl Service {
                 version_id: v.version_id.clone(),
                 stages: v.stages.clone(),
                 created: v.created,
-                // The key that actually wraps this version (it differs from the secret's KmsKeyId for
-                // versions written before a key change), else what the secret names.
-                kms_key_id: self
-                    .envelope_key_arn(&state.secret.region, &v.envelope)
-                    .or_else(|| state.secret.kms_key_id.clone()),
+                // The customer key that actually wraps this version (it differs from the secret's
+                // KmsKeyId for versions written before a key change); none for the default key.
+                kms_key_id: self.envelope_customer_key_arn(&state.secret.region, &v.envelope),
             })
             .collect();
         let (versions, next_token) = list::page(versions, offset, page_size);
