@@ -158,6 +158,35 @@ where
     Ok(kept.freeze())
 }
 
+/// What SigV4 verification reads of a request.
+fn request_view<'a>(parts: &'a http::request::Parts, body: &'a [u8]) -> coffer_sigv4::RequestView<'a> {
+    coffer_sigv4::RequestView {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        payload: body,
+    }
+}
+
+/// The service's view of an authenticated API request.
+fn request_context(
+    principal: coffer_service::Principal,
+    region: String,
+    request_id: &str,
+    remote: SocketAddr,
+    parts: &http::request::Parts,
+) -> RequestContext {
+    RequestContext {
+        principal,
+        region,
+        request_id: request_id.to_string(),
+        source_ip: Some(remote.ip().to_string()),
+        user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+        source: ActorSource::Api,
+    }
+}
+
 /// Serves one HTTP request.
 pub async fn handle<B>(state: &ApiState, remote: SocketAddr, req: Request<B>) -> Response<Full<Bytes>>
 where
@@ -212,23 +241,10 @@ where
 
     let body = read_body(body, state.max_body_bytes).await?;
 
-    let view = coffer_sigv4::RequestView {
-        method: &parts.method,
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        payload: &body,
-    };
+    let view = request_view(&parts, &body);
     let (principal, region) = auth::authenticate(&state.service, &state.signing_keys, &view, signing_service).await?;
     let Some(operation) = operation else { return Err(ApiError::unknown_operation()) };
-    let ctx = RequestContext {
-        principal,
-        region,
-        request_id: request_id.to_string(),
-        source_ip: Some(remote.ip().to_string()),
-        user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
-        source: ActorSource::Api,
-    };
+    let ctx = request_context(principal, region, request_id, remote, &parts);
     match operation {
         Target::SecretsManager(op) => secretsmanager::dispatch(&state.service, &ctx, op, &body).await,
         Target::Ssm(op) => ssm::dispatch(&state.service, &ctx, op, &body).await,

@@ -5,12 +5,11 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use coffer_service::{ActorSource, RequestContext};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::error::ApiError;
-use crate::{auth, read_body, ApiState};
+use crate::{auth, read_body, request_context, request_view, ApiState};
 
 /// A query-protocol service Coffer serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,13 +117,7 @@ where
 {
     let (parts, body) = req.into_parts();
     let body = read_body(body, state.max_body_bytes).await?;
-    let view = coffer_sigv4::RequestView {
-        method: &parts.method,
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        payload: &body,
-    };
+    let view = request_view(&parts, &body);
     let parsed = coffer_sigv4::parse(&view)?;
     let service = QueryService::from_signing_name(&parsed.service).ok_or_else(|| {
         ApiError::bad_request("InvalidAction", format!("The service {} is not served here.", parsed.service))
@@ -133,14 +126,7 @@ where
     let (principal, region) = auth::authenticate(&state.service, &state.signing_keys, &view, &parsed.service).await?;
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.as_str()).unwrap_or_default();
-    let ctx = RequestContext {
-        principal,
-        region,
-        request_id: request_id.to_string(),
-        source_ip: Some(remote.ip().to_string()),
-        user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
-        source: ActorSource::Api,
-    };
+    let ctx = request_context(principal, region, request_id, remote, &parts);
     match (service, action) {
         (QueryService::Sts, "GetCallerIdentity") => {
             let id = state.service.caller_identity(&ctx);
