@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real AWS clients the end-to-end tests drive, pinned: the aws CLI (v1) and boto3 from PyPI into a
-# virtualenv (requirements.txt), and @aws-sdk/client-secrets-manager from npm (package.json + package-lock.json).
+# virtualenv (requirements.txt), and @aws-sdk/client-secrets-manager, -ssm and -kms from npm (package.json + package-lock.json).
 # Needs only python3 (with venv), pip, node and npm; installs nothing globally.
 #   <dir>/venv   the virtualenv (aws, python with boto3)
 #   <dir>/node   node_modules with the JS SDK v3
@@ -18,7 +18,7 @@ root="$(cd "$root" && pwd)"
 # The stamp names a hash of everything that decides what gets installed.
 pins="$(cat "$here/setup.sh" "$here/requirements.txt" "$here/package.json" "$here/package-lock.json" | cksum | tr -d ' ')"
 stamp="$root/.installed-$pins"
-ready() { [ -f "$stamp" ] && [ -x "$root/venv/bin/aws" ] && [ -d "$root/node/node_modules/@aws-sdk/client-secrets-manager" ] && [ -d "$root/node/node_modules/@aws-sdk/client-ssm" ]; }
+ready() { [ -f "$stamp" ] && [ -x "$root/venv/bin/aws" ] && [ -d "$root/node/node_modules/@aws-sdk/client-secrets-manager" ] && [ -d "$root/node/node_modules/@aws-sdk/client-ssm" ] && [ -d "$root/node/node_modules/@aws-sdk/client-kms" ]; }
 ready && exit 0
 
 # Concurrent callers (parallel test binaries) wait for each other instead of racing on the same directory.

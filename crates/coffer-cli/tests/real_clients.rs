@@ -209,6 +209,11 @@ fn seed000_parameter_store_and_kms_boto3() {
 }
 
 #[test]
+fn seed003_kms_envelope_js_sdk_v3() {
+    run_script("node", "seed003_kms_js.mjs", "seed 003 (JS SDK v3, KMS envelope encryption): all checks passed");
+}
+
+#[test]
 fn seed001_js_sdk_v3() {
     run_script("node", "seed001_js.mjs", "seed 001 (JS SDK v3): all checks passed");
 }
