@@ -51,6 +51,7 @@ pub fn secretsmanager_error(e: ServiceError) -> ApiError {
         ErrorKind::Validation => (400, "ValidationException"),
         ErrorKind::LimitExceeded => (400, "LimitExceededException"),
         ErrorKind::MalformedPolicy => (400, "MalformedPolicyDocumentException"),
+        ErrorKind::PublicPolicy => (400, "PublicPolicyException"),
         ErrorKind::InvalidNextToken => (400, "InvalidNextTokenException"),
         ErrorKind::DecryptionFailure => (400, "DecryptionFailure"),
         ErrorKind::EncryptionFailure => (400, "EncryptionFailure"),

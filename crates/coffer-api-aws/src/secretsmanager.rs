@@ -384,7 +384,8 @@ pub async fn dispatch(
         }
         PutResourcePolicy => {
             let r: PutResourcePolicyRequest = parse(body)?;
-            let out = sm(service.put_resource_policy(ctx, &r.secret_id, &r.resource_policy).await)?;
+            let block_public = r.block_public_policy.unwrap_or(false);
+            let out = sm(service.put_resource_policy(ctx, &r.secret_id, &r.resource_policy, block_public).await)?;
             json(&identity_out(out))
         }
         GetResourcePolicy => {

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     LimitExceeded,
     /// A policy document is not valid.
     MalformedPolicy,
+    /// A resource policy would grant public access while that is blocked.
+    PublicPolicy,
     /// A pagination token was not issued by this server or no longer applies.
     InvalidNextToken,
     /// A stored value could not be decrypted with the current keys.

@@ -1012,8 +1012,15 @@ impl Service {
         ctx: &RequestContext,
         secret_id: &str,
         policy: &str,
+        block_public_policy: bool,
     ) -> ServiceResult<SecretIdentity> {
-        check_policy_document(policy)?;
+        let parsed = check_policy_document(policy)?;
+        if block_public_policy && grants_public_access(&parsed, policy) {
+            return Err(ServiceError::new(
+                ErrorKind::PublicPolicy,
+                "This resource policy grants public access to the secret. Remove the broad access, or set BlockPublicPolicy to false.",
+            ));
+        }
         self.modify(ctx, secret_id, |state| {
             not_deleted(state)?;
             let mut secret = state.secret.clone();
@@ -1062,7 +1069,7 @@ impl Service {
             self.resolve(ctx, id, false).await?;
         }
         Ok(match check_policy_document(policy) {
-            Ok(()) => PolicyValidation { passed: true, errors: vec![] },
+            Ok(_) => PolicyValidation { passed: true, errors: vec![] },
             Err(e) => PolicyValidation { passed: false, errors: vec![("SYNTAX_CHECK".to_string(), e.message)] },
         })
     }
@@ -1193,20 +1200,55 @@ fn version_decision<R>(state: &SecretState, change: Option<NewVersion>, output: 
 
 /// Structural check of a resource policy until the policy engine lands: JSON, an object with
 /// `Version` and `Statement`, within the size limit.
-fn check_policy_document(policy: &str) -> ServiceResult<()> {
-    let malformed = |m: &str| ServiceError::new(ErrorKind::MalformedPolicy, m.to_string());
+fn check_policy_document(policy: &str) -> ServiceResult<coffer_policy::Policy> {
     if policy.is_empty() || policy.chars().count() > validate::MAX_RESOURCE_POLICY_CHARS {
         return Err(ServiceError::invalid_parameter(format!(
             "ResourcePolicy must be 1-{} characters long.",
             validate::MAX_RESOURCE_POLICY_CHARS
         )));
     }
-    let doc: serde_json::Value = serde_json::from_str(policy)
-        .map_err(|e| malformed(&format!("This resource policy contains a syntax error: {e}")))?;
-    let obj = doc.as_object().ok_or_else(|| malformed("The resource policy must be a JSON object."))?;
-    match obj.get("Statement") {
-        Some(serde_json::Value::Array(a)) if !a.is_empty() => Ok(()),
-        Some(serde_json::Value::Object(_)) => Ok(()),
-        _ => Err(malformed("This resource policy contains a syntax error: missing Statement.")),
-    }
+    coffer_policy::Policy::parse("resource-policy", policy, coffer_policy::PolicyKind::Resource).map_err(|e| {
+        ServiceError::new(ErrorKind::MalformedPolicy, format!("This resource policy contains a syntax error: {e}"))
+    })
+}
+
+/// Condition keys that confine an `Allow` for everyone to known callers, so the statement is not
+/// public (the keys AWS's public-access analysis treats as restricting).
+const CONFINING_CONDITION_KEYS: &[&str] = &[
+    "aws:principalaccount",
+    "aws:principalarn",
+    "aws:principalorgid",
+    "aws:principalorgpaths",
+    "aws:sourceaccount",
+    "aws:sourcearn",
+    "aws:sourceip",
+    "aws:sourcevpc",
+    "aws:sourcevpce",
+    "aws:userid",
+    "aws:username",
+];
+
+/// Whether a (valid) resource policy grants access to anyone: an `Allow` statement whose principal is
+/// everyone (or a `NotPrincipal`) with no condition on a key that confines the caller.
+fn grants_public_access(policy: &coffer_policy::Policy, document: &str) -> bool {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(document) else { return false };
+    let raw: Vec<&serde_json::Value> = match doc.get("Statement") {
+        Some(serde_json::Value::Array(items)) => items.iter().collect(),
+        Some(one) => vec![one],
+        None => vec![],
+    };
+    policy.statements().iter().zip(raw).any(|(statement, raw)| {
+        if statement.effect() != coffer_policy::Effect::Allow {
+            return false;
+        }
+        let (principals, negated) = statement.principals();
+        let everyone = negated || principals.iter().any(|p| matches!(p, coffer_policy::PrincipalEntry::Any));
+        let confined = raw.get("Condition").and_then(|c| c.as_object()).is_some_and(|operators| {
+            operators
+                .values()
+                .filter_map(|keys| keys.as_object())
+                .any(|keys| keys.keys().any(|k| CONFINING_CONDITION_KEYS.contains(&k.to_ascii_lowercase().as_str())))
+        });
+        everyone && !confined
+    })
 }
