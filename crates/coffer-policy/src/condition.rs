@@ -392,7 +392,8 @@ impl Cidr {
 }
 
 /// An ARN condition value: its six colon-delimited components matched separately (wildcards do not
-/// cross `:` except in the resource part); a value with fewer components is matched whole.
+/// cross `:` except in the resource part); `*` matches any value; a value with fewer than six
+/// components matches nothing.
 #[derive(Debug, Clone, PartialEq)]
 struct ArnPattern {
     parts: Vec<Pattern>,
@@ -401,13 +402,19 @@ struct ArnPattern {
 impl ArnPattern {
     fn compile(path: &str, s: &str, variables: bool) -> Result<ArnPattern, PolicyError> {
         let parts = split_arn_outside_vars(s);
+        if parts.len() != 6 && s != "*" {
+            // Fewer than six components: a malformed ARN value, which matches nothing.
+            return Ok(ArnPattern { parts: Vec::new() });
+        }
         let parts = if parts.len() == 6 { parts } else { vec![s] };
         Ok(ArnPattern { parts: parts.iter().map(|p| compile_at(path, p, true, variables)).collect::<Result<_, _>>()? })
     }
 
     fn matches(&self, r: &str, ctx: &RequestContext) -> bool {
-        if let [whole] = self.parts.as_slice() {
-            return whole.matches(r, false, ctx);
+        match self.parts.as_slice() {
+            [] => return false,
+            [whole] => return whole.matches(r, false, ctx),
+            _ => {}
         }
         let mut req = r.splitn(6, ':');
         self.parts.iter().all(|p| req.next().is_some_and(|rp| p.matches(rp, false, ctx)))

@@ -326,7 +326,7 @@ fn parse_statement(path: &str, v: &Value, kind: PolicyKind, variables: bool) -> 
     let (action_key, not_action) = pick(path, obj, "Action", "NotAction")?
         .ok_or_else(|| PolicyError::invalid(path, "must contain Action or NotAction"))?;
     let action_path = format!("{path}.{action_key}");
-    let actions = string_list(&action_path, &obj[action_key])?
+    let actions = string_list(&action_path, obj.get(action_key).unwrap_or(&Value::Null))?
         .into_iter()
         .map(|(p, a)| {
             if a != "*" && !valid_action(&a) {
@@ -339,7 +339,7 @@ fn parse_statement(path: &str, v: &Value, kind: PolicyKind, variables: bool) -> 
     let (resources, not_resource) = match pick(path, obj, "Resource", "NotResource")? {
         Some((key, not)) => {
             let rpath = format!("{path}.{key}");
-            let list = string_list(&rpath, &obj[key])?
+            let list = string_list(&rpath, obj.get(key).unwrap_or(&Value::Null))?
                 .into_iter()
                 .map(|(p, r)| {
                     if r != "*" && !r.starts_with("arn:") {
@@ -365,7 +365,7 @@ fn parse_statement(path: &str, v: &Value, kind: PolicyKind, variables: bool) -> 
                     "an identity-based policy must not specify a principal",
                 ));
             }
-            (Some(parse_principals(&format!("{path}.{key}"), &obj[key])?), not)
+            (Some(parse_principals(&format!("{path}.{key}"), obj.get(key).unwrap_or(&Value::Null))?), not)
         }
         None if kind == PolicyKind::Resource => {
             return Err(PolicyError::invalid(path, "must contain Principal or NotPrincipal"))

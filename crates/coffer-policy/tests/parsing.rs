@@ -506,3 +506,22 @@ fn size_limits() {
         }
     }
 }
+
+#[test]
+fn truncated_and_mutated_documents_never_panic() {
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Sid":"A","Effect":"Allow","Action":["ssm:Get*"],"Resource":"arn:aws:ssm:*:*:parameter/${aws:username}/*","Condition":{"ForAllValues:StringLikeIfExists":{"aws:TagKeys":["${aws:PrincipalTag/x, 'd'}*"]},"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"ArnLike":{"aws:SourceArn":"arn:aws:iam::${aws:PrincipalAccount}:role/*"}}}]}"#;
+    let mut cuts = 0;
+    for (i, _) in doc.char_indices() {
+        for kind in [PolicyKind::Identity, PolicyKind::Resource] {
+            let _ = Policy::parse("p", &doc[..i], kind);
+            let mut mutated = doc.to_owned();
+            mutated.replace_range(i..i + 1, "}");
+            let _ = Policy::parse("p", &mutated, kind);
+            mutated.replace_range(i..i + 1, "$");
+            let _ = Policy::parse("p", &mutated, kind);
+        }
+        cuts += 1;
+    }
+    assert!(cuts > 100);
+    assert!(Policy::parse("p", doc, PolicyKind::Identity).is_ok());
+}
