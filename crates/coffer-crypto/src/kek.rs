@@ -198,11 +198,6 @@ impl Kek {
         Ok(Kek { cipher: cipher(key), format: FORMAT_KMS_KEY, key_id, id: version })
     }
 
-    /// The id this KEK writes into envelopes (the material version for KMS keys).
-    pub fn id(&self) -> u32 {
-        self.id
-    }
-
     /// Envelope-encrypts `plaintext` bound to `aad` (the record identity) under a fresh data key.
     /// Fails only for values beyond AES-GCM's limits.
     pub fn seal(

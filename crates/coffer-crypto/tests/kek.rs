@@ -101,3 +101,23 @@ fn envelope_readers_reject_garbage() {
     assert_eq!(kms_ciphertext_key(&[1; 100]).unwrap_err(), CryptoError::UnknownFormat(1));
     assert_eq!(kms_ciphertext_key(&[3; 20]).unwrap_err(), CryptoError::MalformedEnvelope);
 }
+
+#[test]
+fn material_envelopes_truncated_or_flipped_fail_without_panicking() {
+    let kek = Kek::from_material(&material(4), KEY, 1).unwrap();
+    let blob = kek.seal(&mut OsRng, b"truncate me", AAD).unwrap();
+    for len in 0..blob.len() {
+        assert!(kek.open(&blob[..len], AAD).is_err(), "length {len}");
+        // Re-wrapping checks only the wrapped key (the value is never decrypted), so a blob cut inside
+        // the value's ciphertext may re-wrap; what comes out must still refuse to open.
+        if let Ok(moved) = kek.rewrap(&kek, &blob[..len], AAD, &mut OsRng) {
+            assert!(kek.open(&moved, AAD).is_err(), "a re-wrapped truncation of length {len} opened");
+        }
+        let _ = envelope_kek(&blob[..len]);
+    }
+    for i in 0..blob.len() {
+        let mut t = blob.clone();
+        t[i] ^= 0x01;
+        assert!(kek.open(&t, AAD).is_err(), "flip at byte {i} went unnoticed");
+    }
+}

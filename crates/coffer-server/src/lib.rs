@@ -328,8 +328,14 @@ fn spawn_deletion_scheduler(
         if let Err(e) = service.ensure_default_keys(&region).await {
             tracing::warn!(error = %e, "creating the default KMS keys failed");
         }
-        // The first pass also moves values sealed before KMS keys existed under their keys.
-        let mut rewrap_due = true;
+        match service.migrate_legacy_envelopes(&region).await {
+            Ok(Some(report)) if report.rewrapped > 0 => {
+                tracing::info!(rewrapped = report.rewrapped, "moved values sealed before KMS keys under their keys")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "moving legacy values under KMS keys failed"),
+        }
+        let mut rewrap_due = false;
         let mut ticker = tokio::time::interval(every);
         loop {
             tokio::select! {

@@ -7,42 +7,24 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod common;
+
 use coffer_crypto::{envelope_kek, EnvelopeKek, Keyring, MasterKey, SecretBytes};
 use coffer_service::kms::CreateKeyInput;
 use coffer_service::parameters::ops::PutParameterInput;
 use coffer_service::secrets::{CreateSecretInput, GetSecretValueInput, PutSecretValueInput, SecretValue};
-use coffer_service::{ActorSource, ErrorKind, ManualClock, Principal, RequestContext, Service, ServiceConfig};
+use coffer_service::{ErrorKind, ManualClock, RequestContext, Service};
 use coffer_store::{MemoryStore, SecretRecord, SecretState, SecretWrite, Store, ValueKind, VersionRecord};
 
 const REGION: &str = "us-west-1";
 const DAY: i64 = 86_400_000;
 
 fn setup() -> (Service, Arc<MemoryStore>, Arc<ManualClock>) {
-    let store = Arc::new(MemoryStore::new());
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let service = Service::new(
-        store.clone(),
-        Arc::new(Keyring::new(&MasterKey::from_bytes([3u8; 32]))),
-        clock.clone(),
-        ServiceConfig { account_id: "123456789012".into(), ..Default::default() },
-    );
-    (service, store, clock)
+    common::service()
 }
 
 fn ctx() -> RequestContext {
-    RequestContext {
-        principal: Principal {
-            arn: "arn:aws:iam::123456789012:root".into(),
-            account_id: "123456789012".into(),
-            user_name: "root".into(),
-            access_key_id: "AKIATEST".into(),
-        },
-        region: REGION.into(),
-        request_id: "r".into(),
-        source_ip: None,
-        user_agent: None,
-        source: ActorSource::Api,
-    }
+    common::root_ctx(REGION)
 }
 
 fn context(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -254,7 +236,7 @@ async fn rotation_adds_material_and_rewrap_moves_envelopes_without_changing_valu
 async fn values_sealed_before_kms_keys_move_under_their_key() {
     let (s, store, _) = setup();
     // A secret as an earlier Coffer stored it: sealed directly under the master key.
-    let keyring = Keyring::new(&MasterKey::from_bytes([3u8; 32]));
+    let keyring = Keyring::new(&MasterKey::from_bytes(common::MASTER_KEY));
     let arn = "arn:aws:secretsmanager:us-west-1:123456789012:secret:legacy-AbCdEf".to_string();
     let version_id = "v".repeat(32);
     let aad = format!("coffer secret value v1\n{arn}\n{version_id}");
@@ -285,7 +267,12 @@ async fn values_sealed_before_kms_keys_move_under_their_key() {
     };
     store.write_secret(SecretWrite::Create(state)).await.unwrap();
     assert_eq!(read_secret(&s, "legacy").await.unwrap(), "legacy-value");
-    assert_eq!(s.rewrap_region(REGION).await.unwrap().rewrapped, 1);
+    let report = s.migrate_legacy_envelopes(REGION).await.unwrap().unwrap();
+    assert_eq!((report.rewrapped, report.legacy_left), (1, 0));
+    assert!(
+        s.migrate_legacy_envelopes(REGION).await.unwrap().is_none(),
+        "recorded as done: later starts skip the scan"
+    );
     let moved = store.load_secret_by_arn(&arn).await.unwrap().unwrap();
     let default_key = s.describe_key(&ctx(), "alias/aws/secretsmanager").await.unwrap();
     match envelope_kek(&moved.versions[0].envelope).unwrap() {

@@ -3,11 +3,13 @@
 // Test code: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
-use coffer_crypto::{Keyring, MasterKey, SecretBytes};
+use coffer_crypto::SecretBytes;
 use coffer_service::parameters::ops::{ByPathInput, PutParameterInput};
-use coffer_service::{ActorSource, ErrorKind, ManualClock, Principal, RequestContext, Service, ServiceConfig};
+use coffer_service::{ErrorKind, ManualClock, RequestContext, Service};
 use coffer_store::{MemoryStore, Store};
 
 fn setup() -> (Service, Arc<MemoryStore>) {
@@ -16,31 +18,11 @@ fn setup() -> (Service, Arc<MemoryStore>) {
 }
 
 fn setup_with_clock() -> (Service, Arc<MemoryStore>, Arc<ManualClock>) {
-    let store = Arc::new(MemoryStore::new());
-    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-    let service = Service::new(
-        store.clone(),
-        Arc::new(Keyring::new(&MasterKey::from_bytes([3u8; 32]))),
-        clock.clone(),
-        ServiceConfig { account_id: "123456789012".into(), ..Default::default() },
-    );
-    (service, store, clock)
+    common::service()
 }
 
 fn ctx() -> RequestContext {
-    RequestContext {
-        principal: Principal {
-            arn: "arn:aws:iam::123456789012:root".into(),
-            account_id: "123456789012".into(),
-            user_name: "root".into(),
-            access_key_id: "AKIATEST".into(),
-        },
-        region: "us-west-1".into(),
-        request_id: "r".into(),
-        source_ip: None,
-        user_agent: None,
-        source: ActorSource::Api,
-    }
+    common::root_ctx("us-west-1")
 }
 
 fn put(name: &str, value: &str, kind: Option<&str>, overwrite: bool) -> PutParameterInput {

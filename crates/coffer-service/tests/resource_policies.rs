@@ -5,36 +5,18 @@
 // Test code: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod common;
 
-use coffer_crypto::{Keyring, MasterKey, SecretBytes};
+use coffer_crypto::SecretBytes;
 use coffer_service::secrets::{CreateSecretInput, SecretValue};
-use coffer_service::{ActorSource, ErrorKind, ManualClock, Principal, RequestContext, Service, ServiceConfig};
-use coffer_store::MemoryStore;
+use coffer_service::{ErrorKind, RequestContext, Service};
 
 fn ctx() -> RequestContext {
-    RequestContext {
-        principal: Principal {
-            arn: "arn:aws:iam::111122223333:root".into(),
-            account_id: "111122223333".into(),
-            user_name: "root".into(),
-            access_key_id: "AKIATEST".into(),
-        },
-        region: "us-east-1".into(),
-        request_id: "r".into(),
-        source_ip: None,
-        user_agent: None,
-        source: ActorSource::Api,
-    }
+    common::root_ctx("us-east-1")
 }
 
 async fn service_with_secret() -> Service {
-    let s = Service::new(
-        Arc::new(MemoryStore::new()),
-        Arc::new(Keyring::new(&MasterKey::from_bytes([5u8; 32]))),
-        Arc::new(ManualClock::new(1_700_000_000_000)),
-        ServiceConfig { account_id: "111122223333".into(), ..Default::default() },
-    );
+    let (s, _, _) = common::service();
     s.create_secret(
         &ctx(),
         CreateSecretInput {
@@ -53,7 +35,7 @@ const ROLE_READ: &str = r#"{
   "Version": "2012-10-17",
   "Statement": [{
     "Effect": "Allow",
-    "Principal": {"AWS": "arn:aws:iam::111122223333:role/app"},
+    "Principal": {"AWS": "arn:aws:iam::123456789012:role/app"},
     "Action": "secretsmanager:GetSecretValue",
     "Resource": "*"
   }]

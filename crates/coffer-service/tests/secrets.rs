@@ -3,11 +3,13 @@
 // Test code: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use coffer_crypto::{Keyring, MasterKey, SecretBytes};
 use coffer_service::secrets::*;
-use coffer_service::{ActorSource, ErrorKind, ManualClock, Principal, RequestContext, Service, ServiceConfig};
+use coffer_service::{ErrorKind, ManualClock, RequestContext, Service, ServiceConfig};
 use coffer_store::{MemoryStore, SecretWrite, Store};
 
 const DAY: i64 = 86_400_000;
@@ -33,19 +35,7 @@ fn fixture() -> Fixture {
 }
 
 fn ctx() -> RequestContext {
-    RequestContext {
-        principal: Principal {
-            arn: "arn:aws:iam::123456789012:root".into(),
-            account_id: "123456789012".into(),
-            user_name: "root".into(),
-            access_key_id: "AKIATEST".into(),
-        },
-        region: "us-east-1".into(),
-        request_id: "req".into(),
-        source_ip: None,
-        user_agent: None,
-        source: ActorSource::Api,
-    }
+    common::root_ctx("us-east-1")
 }
 
 fn token(n: u32) -> String {

@@ -22,7 +22,12 @@ pub struct RewrapReport {
     pub current: usize,
     /// Envelopes left alone because their key is disabled, pending deletion or gone.
     pub skipped: usize,
+    /// Of those, envelopes still under the master key (sealed before KMS keys existed).
+    pub legacy_left: usize,
 }
+
+/// Setting (per region) recording that no value is left under the master key alone.
+const LEGACY_MIGRATED_SETTING: &str = "kms-legacy-envelopes-migrated";
 
 /// How many records a key protects.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -78,19 +83,30 @@ impl Service {
         key_ref: &str,
         follow_record_key: bool,
     ) -> Option<Vec<u8>> {
-        let (source, from_version) = match envelope_kek(blob) {
-            Ok(EnvelopeKek::KmsKey { key_id, version }) => {
-                (keys.by_id(&uuid::Uuid::from_bytes(key_id).to_string()).await, Some(version))
-            }
-            Ok(EnvelopeKek::Master) => (None, None),
-            Err(_) => (None, Some(0)),
+        let Ok(header) = envelope_kek(blob) else {
+            report.skipped += 1;
+            return None;
         };
-        let target = match (&source, from_version) {
-            (Some(own), Some(_)) if !follow_record_key => Some(own.clone()),
+        // The key the envelope is under now (none for a master-key envelope) and where it should go.
+        let (source, from_version) = match header {
+            EnvelopeKek::KmsKey { key_id, version } => {
+                match keys.by_id(&uuid::Uuid::from_bytes(key_id).to_string()).await {
+                    Some(source) => (Some(source), Some(version)),
+                    None => {
+                        report.skipped += 1;
+                        return None;
+                    }
+                }
+            }
+            EnvelopeKek::Master => (None, None),
+        };
+        let target = match &source {
+            Some(own) if !follow_record_key => Some(own.clone()),
             _ => keys.by_ref(key_ref).await,
         };
-        let (Some(target), true) = (target, from_version.is_none() || source.is_some()) else {
+        let Some(target) = target else {
             report.skipped += 1;
+            report.legacy_left += usize::from(source.is_none());
             return None;
         };
         let same_key = source.as_ref().is_some_and(|s| s.record.key_id == target.record.key_id);
@@ -107,6 +123,7 @@ impl Service {
             Err(e) => {
                 tracing::warn!(error = %e, "an envelope could not be re-wrapped");
                 report.skipped += 1;
+                report.legacy_left += usize::from(source.is_none());
                 None
             }
         }
@@ -145,6 +162,21 @@ impl Service {
             self.rewrap_secret(&mut keys, &mut report, &state).await?;
         }
         Ok(report)
+    }
+
+    /// Moves values sealed before KMS keys existed under their keys: one re-wrap pass, run by the server
+    /// at start until a pass leaves no such value behind, which it records so later starts skip the scan.
+    /// `None` when there was nothing to do.
+    pub async fn migrate_legacy_envelopes(&self, region: &str) -> ServiceResult<Option<RewrapReport>> {
+        let done_setting = format!("{LEGACY_MIGRATED_SETTING}/{region}");
+        if self.store.get_setting(&done_setting).await?.is_some() {
+            return Ok(None);
+        }
+        let report = self.rewrap_region(region).await?;
+        if report.legacy_left == 0 {
+            self.store.put_setting_if_absent(&done_setting, b"1").await?;
+        }
+        Ok(Some(report))
     }
 
     /// One re-wrap pass over every secret and SecureString parameter of a region.
