@@ -14,7 +14,7 @@
 #   DURATION=10  WARMUP=2            measured / warm-up seconds per cell
 #   SECRETS=10000  MOTO_SECRETS=     key space per peer (moto's defaults to SECRETS)
 #   CONCURRENCY="1 8 64"  WORKLOADS="get-secret-value put-secret-value create-secret"
-#   PEERS="coffer fixed moto"
+#   PEERS="coffer fixed moto"    (add coffer-iam after coffer: the same server, requests signed by an IAM user)
 #   SETUP_CONCURRENCY=16  MOTO_SETUP_CONCURRENCY=4
 #   LOADGEN_THREADS=   (default: all cores)     REQUEST_TIMEOUT=10
 #   MOTO_SPEC='moto[server]'  BENCH_TMPDIR=  (where Coffer's data dir goes)  SKIP_BUILD=1  RESULTS_DIR=bench/results
@@ -109,6 +109,27 @@ for peer in $PEERS; do
       secrets[coffer]=$SECRETS; setup_c[coffer]=$SETUP_CONCURRENCY
       version[coffer]="$("$bin/coffer" --version 2>/dev/null | head -n1), data dir on $(stat -f -c %T "$work")"
       ;;
+    coffer-iam)
+      # The same server, signed with an IAM user's key: every request is authorized against the user's
+      # policy (root skips policy evaluation), so coffer-iam / coffer is the cost of authorization.
+      if [ -z "${endpoint[coffer]:-}" ]; then drop_peer coffer-iam "needs the coffer peer before it in PEERS"; continue; fi
+      iam_policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:PutSecretValue","secretsmanager:CreateSecret","secretsmanager:DescribeSecret"],"Resource":"arn:aws:secretsmanager:*:*:secret:*"},{"Effect":"Allow","Action":["ssm:GetParameter","ssm:GetParametersByPath","ssm:PutParameter"],"Resource":"arn:aws:ssm:*:*:parameter/*"},{"Effect":"Deny","Action":"secretsmanager:DeleteSecret","Resource":"*"}]}'
+      as_root=(env AWS_SHARED_CREDENTIALS_FILE="$work/coffer-data/root-credentials" AWS_CONFIG_FILE=/dev/null
+        "$bin/coffer")
+      if ! { "${as_root[@]}" iam user create bench-app --endpoint-url "${endpoint[coffer]}" >/dev/null \
+          && "${as_root[@]}" iam inline put --user bench-app app-access --document "$iam_policy" \
+            --endpoint-url "${endpoint[coffer]}" >/dev/null \
+          && "${as_root[@]}" iam access-key create --user bench-app --json --endpoint-url "${endpoint[coffer]}" \
+            2>/dev/null | python3 -c 'import json,sys; k=json.load(sys.stdin)["AccessKey"]; print("[default]\naws_access_key_id = %s\naws_secret_access_key = %s" % (k["AccessKeyId"], k["SecretAccessKey"]))' \
+            >"$work/iam-credentials"; }; then
+        drop_peer coffer-iam "creating the IAM user failed"; continue
+      fi
+      endpoint[coffer-iam]=${endpoint[coffer]}
+      auth[coffer-iam]="--credentials-file $work/iam-credentials"
+      # The coffer peer's setup creates the key space both use.
+      secrets[coffer-iam]=$SECRETS; setup_c[coffer-iam]=0
+      version[coffer-iam]="${version[coffer]}, IAM user with an inline policy (3 statements)"
+      ;;
     fixed)
       "$bin/fixed-server" --listen 127.0.0.1:0 --exit-after "$budget" >"$work/fixed.out" 2>&1 &
       pid_of[fixed]=$!; pids+=($!)
@@ -139,7 +160,7 @@ for peer in $PEERS; do
       secrets[moto]=$MOTO_SECRETS; setup_c[moto]=$MOTO_SETUP_CONCURRENCY
       version[moto]="moto $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"), "(werkzeug", m.version("werkzeug") + ")")')"
       ;;
-    *) say "unknown peer $peer (known: coffer fixed moto)"; exit 2 ;;
+    *) say "unknown peer $peer (known: coffer coffer-iam fixed moto)"; exit 2 ;;
   esac
 done
 [ -n "${PEERS// /}" ] || { say "no peer left to measure"; exit 1; }

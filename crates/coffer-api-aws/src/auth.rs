@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use coffer_service::{Principal, Service};
+use coffer_service::{ErrorKind, Principal, Service};
 use coffer_sigv4::{derive_signing_key, ParsedSignature, RequestView, SigningKey};
 use time::OffsetDateTime;
 
@@ -65,10 +65,17 @@ pub async fn authenticate(
             "Credential should be scoped to a valid region.",
         ));
     }
-    let credential = service.credential(&parsed.access_key_id).await.map_err(crate::error::secretsmanager_error)?;
-    let Some(credential) = credential else { return Err(ApiError::unrecognized_client()) };
-    if !credential.active || parsed.security_token.is_some() {
-        // Session tokens arrive with temporary credentials, which this server has not issued.
+    let credential = match &parsed.security_token {
+        // Temporary credentials: the token carries the session; it must go with the key id.
+        Some(token) => service.session_credential(&parsed.access_key_id, token).await.map_err(session_error)?,
+        None => {
+            let credential =
+                service.credential(&parsed.access_key_id).await.map_err(crate::error::secretsmanager_error)?;
+            let Some(credential) = credential else { return Err(ApiError::unrecognized_client()) };
+            credential
+        }
+    };
+    if !credential.active {
         return Err(ApiError::unrecognized_client());
     }
     let key = keys.get_or_derive(&parsed, credential.secret_access_key.expose());
@@ -76,4 +83,14 @@ pub async fn authenticate(
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     coffer_sigv4::verify(view, &parsed, &key, now)?;
     Ok((credential.principal.clone(), parsed.region))
+}
+
+/// Why temporary credentials were refused, in the JSON protocols' words (the query protocol renames
+/// them).
+fn session_error(e: coffer_service::ServiceError) -> ApiError {
+    match e.kind {
+        ErrorKind::ExpiredToken => ApiError::bad_request("ExpiredTokenException", e.message),
+        ErrorKind::InvalidToken => ApiError::unrecognized_client(),
+        _ => crate::error::secretsmanager_error(e),
+    }
 }

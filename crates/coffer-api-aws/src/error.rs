@@ -116,3 +116,38 @@ pub fn kms_error(e: ServiceError) -> ApiError {
     };
     ApiError::new(status, code, e.message)
 }
+
+/// IAM's names for the service's error kinds (the query protocol's codes, with IAM's statuses).
+pub fn iam_error(e: ServiceError) -> ApiError {
+    let (status, code) = match e.kind {
+        ErrorKind::NotFound | ErrorKind::VersionNotFound => (404, "NoSuchEntity"),
+        ErrorKind::AlreadyExists => (409, "EntityAlreadyExists"),
+        ErrorKind::DeleteConflict => (409, "DeleteConflict"),
+        ErrorKind::LimitExceeded => (409, "LimitExceeded"),
+        ErrorKind::MalformedPolicy => (400, "MalformedPolicyDocument"),
+        ErrorKind::Validation => (400, "ValidationError"),
+        ErrorKind::InvalidParameter | ErrorKind::InvalidRequest | ErrorKind::InvalidNextToken => (400, "InvalidInput"),
+        ErrorKind::AccessDenied => (403, "AccessDenied"),
+        ErrorKind::InvalidAuthenticationCode => (403, "InvalidAuthenticationCode"),
+        ErrorKind::ExpiredToken => (400, "ExpiredToken"),
+        ErrorKind::InvalidToken => (403, "InvalidClientTokenId"),
+        ErrorKind::Unavailable => (503, "ServiceFailure"),
+        _ => (500, "ServiceFailure"),
+    };
+    ApiError::new(status, code, e.message)
+}
+
+/// STS's names for the service's error kinds. STS has no not-found or MFA error of its own: a role that
+/// cannot be assumed and a wrong MFA code are both `AccessDenied`, as AWS answers them.
+pub fn sts_error(e: ServiceError) -> ApiError {
+    let (status, code) = match e.kind {
+        ErrorKind::AccessDenied | ErrorKind::NotFound | ErrorKind::InvalidAuthenticationCode => (403, "AccessDenied"),
+        ErrorKind::ExpiredToken => (400, "ExpiredTokenException"),
+        ErrorKind::MalformedPolicy => (400, "MalformedPolicyDocument"),
+        ErrorKind::InvalidToken => (403, "InvalidClientTokenId"),
+        ErrorKind::Validation | ErrorKind::InvalidParameter | ErrorKind::InvalidRequest => (400, "ValidationError"),
+        ErrorKind::Unavailable => (503, "ServiceUnavailable"),
+        _ => (500, "InternalFailure"),
+    };
+    ApiError::new(status, code, e.message)
+}

@@ -286,9 +286,10 @@ pub async fn dispatch(
         ListResourceTags => {
             let r: PageRequest = parse(body)?;
             let key_id = r.key_id.unwrap_or_default();
-            let key = kms(service.describe_key(ctx, &key_id).await)?;
-            let tags: Vec<KmsTag> =
-                key.tags.into_iter().map(|t| KmsTag { tag_key: t.key, tag_value: t.value }).collect();
+            let tags: Vec<KmsTag> = kms(service.list_key_tags(ctx, &key_id).await)?
+                .into_iter()
+                .map(|t| KmsTag { tag_key: t.key, tag_value: t.value })
+                .collect();
             let (tags, next_marker) = page(tags, r.limit, r.marker.as_deref())?;
             to_json(&ListResourceTagsResponse { truncated: next_marker.is_some(), next_marker, tags })
         }
@@ -375,7 +376,7 @@ pub async fn dispatch(
             })
         }
         Rewrap => {
-            let report = kms(service.rewrap_region(&ctx.region).await)?;
+            let report = kms(service.rewrap_keys(ctx).await)?;
             to_json(&RewrapResponse {
                 rewrapped: report.rewrapped as u64,
                 current: report.current as u64,

@@ -9,11 +9,13 @@
 
 pub mod auth;
 pub mod error;
+pub mod iam;
 mod json;
 pub mod kms;
 pub mod query;
 pub mod secretsmanager;
 pub mod ssm;
+pub mod sts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub struct ApiState {
     pub service: Arc<Service>,
     pub signing_keys: SigningKeyCache,
     pub max_body_bytes: usize,
+    /// Whether requests arrive over TLS (`aws:SecureTransport` in policies).
+    pub secure_transport: bool,
     request_ids: RequestIds,
 }
 
@@ -45,6 +49,7 @@ impl ApiState {
             service,
             signing_keys: SigningKeyCache::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            secure_transport: false,
             request_ids: RequestIds::new(),
         }
     }
@@ -176,6 +181,7 @@ fn request_context(
     request_id: &str,
     remote: SocketAddr,
     parts: &http::request::Parts,
+    secure_transport: bool,
 ) -> RequestContext {
     RequestContext {
         principal,
@@ -184,6 +190,7 @@ fn request_context(
         source_ip: Some(remote.ip().to_string()),
         user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
         source: ActorSource::Api,
+        secure_transport,
     }
 }
 
@@ -244,7 +251,7 @@ where
     let view = request_view(&parts, &body);
     let (principal, region) = auth::authenticate(&state.service, &state.signing_keys, &view, signing_service).await?;
     let Some(operation) = operation else { return Err(ApiError::unknown_operation()) };
-    let ctx = request_context(principal, region, request_id, remote, &parts);
+    let ctx = request_context(principal, region, request_id, remote, &parts, state.secure_transport);
     match operation {
         Target::SecretsManager(op) => secretsmanager::dispatch(&state.service, &ctx, op, &body).await,
         Target::Ssm(op) => ssm::dispatch(&state.service, &ctx, op, &body).await,

@@ -379,7 +379,7 @@ pub async fn dispatch(
                 include_space: r.include_space.unwrap_or(false),
                 require_each_included_type: r.require_each_included_type.unwrap_or(true),
             };
-            let password = sm(service.get_random_password(&rules))?;
+            let password = sm(service.get_random_password(ctx, &rules).await)?;
             json(&GetRandomPasswordResponse { random_password: Sensitive(password) })
         }
         PutResourcePolicy => {

@@ -346,11 +346,10 @@ async fn secret_reference(
             ),
         )
     };
-    let value = service
-        .get_secret_value(ctx, GetSecretValueInput { secret_id: secret_id.clone(), version_id, version_stage })
+    let (value, description) = service
+        .get_secret_reference(ctx, full_name, GetSecretValueInput { secret_id, version_id, version_stage })
         .await
         .map_err(|e| if e.kind == ErrorKind::NotFound { not_found() } else { ssm_error(e) })?;
-    let description = service.describe_secret(ctx, &secret_id).await.map_err(|_| not_found())?;
     let source = crate::secretsmanager::describe_json(description)?;
     let text = match value.value {
         SecretValue::String(s) => s,

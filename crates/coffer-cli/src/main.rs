@@ -1,12 +1,14 @@
 //! `coffer`: the server (`coffer server`) and the command-line client (`coffer secret ...`) in one
 //! binary. The client talks to a server over the same SigV4-signed AWS protocol the AWS tools use.
 
+mod iam;
 mod kms;
 mod operator;
 mod output;
 mod param;
 mod secret;
 mod server;
+mod sts;
 
 use std::process::ExitCode;
 
@@ -29,7 +31,7 @@ struct Cli {
 /// otherwise, as the aws CLI does).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Connection {
-    /// Server URL (else AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL, the profile's endpoint_url, or http://127.0.0.1:8200)
+    /// Server URL (else AWS_ENDPOINT_URL_<SERVICE> such as AWS_ENDPOINT_URL_SECRETS_MANAGER or AWS_ENDPOINT_URL_IAM, AWS_ENDPOINT_URL, the profile's endpoint_url, or http://127.0.0.1:8200)
     #[arg(long, global = true)]
     endpoint_url: Option<String>,
     /// Region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's region, or us-east-1)
@@ -53,6 +55,10 @@ enum Command {
     /// Manage KMS keys and aliases, rotate and re-wrap, encrypt and decrypt
     #[command(subcommand)]
     Kms(kms::KmsCommand),
+    /// Users, access keys, groups, roles, policies, MFA devices and the policy simulator (AWS IAM)
+    Iam(iam::IamArgs),
+    /// Who am I, and temporary credentials: assume a role, or a session token after MFA (AWS STS)
+    Sts(sts::StsArgs),
     /// Initialize, unseal, seal and rekey a server sealed with key shares (--master-key-source shamir)
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
@@ -78,6 +84,8 @@ fn main() -> ExitCode {
             Command::Secret(cmd) => secret::run(cmd).await,
             Command::Param(cmd) => param::run(cmd).await,
             Command::Kms(cmd) => kms::run(cmd).await,
+            Command::Iam(args) => iam::run(args).await,
+            Command::Sts(args) => sts::run(args).await,
             Command::Operator(cmd) => operator::run(cmd).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());

@@ -27,7 +27,7 @@ pub fn select(value: &Value, field: Option<&str>) -> Value {
     cur.clone()
 }
 
-fn cell(v: &Value) -> String {
+pub(crate) fn cell(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -71,18 +71,29 @@ fn print_table(value: &Value) {
             }
             let cells: Vec<Vec<String>> =
                 rows.iter().map(|r| columns.iter().map(|c| r.get(c).map(cell).unwrap_or_default()).collect()).collect();
-            let widths: Vec<usize> = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| cells.iter().map(|r| r[i].len()).chain([c.len()]).max().unwrap_or(0))
-                .collect();
-            let line = |vals: &[String]| {
-                vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ")
-            };
-            println!("{}", line(&columns));
-            cells.iter().for_each(|r| println!("{}", line(r)));
+            let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
+            print_columns(&headers, &cells);
         }
         other => println!("{}", cell(other)),
+    }
+}
+
+/// Prints rows under headers, in the given column order, each column padded to its widest cell.
+pub fn print_columns(headers: &[&str], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            rows.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).chain([h.chars().count()]).max().unwrap_or(0)
+        })
+        .collect();
+    let line = |vals: &mut dyn Iterator<Item = &str>| {
+        let text = vals.zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ");
+        text.trim_end().to_string()
+    };
+    println!("{}", line(&mut headers.iter().copied()));
+    for row in rows {
+        println!("{}", line(&mut row.iter().map(String::as_str)));
     }
 }
 

@@ -205,9 +205,20 @@ pub(crate) fn explain(e: ClientError) -> anyhow::Error {
             "ResourceNotFoundException" => Some("check the name (coffer secret list) and the region"),
             "ParameterNotFound" => Some("check the name (coffer param list --path /) and the region"),
             "ParameterAlreadyExists" => Some("add --overwrite to store a new version"),
-            "UnrecognizedClientException" | "InvalidSignatureException" => {
+            "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch" => {
                 Some("check the access key: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")
             }
+            "ExpiredToken" => Some(
+                "the session token has expired: get new credentials (coffer sts assume-role / session-token) or unset AWS_SESSION_TOKEN",
+            ),
+            "NoSuchEntity" => Some("check the name or ARN (coffer iam user list, coffer iam policy list --scope Local)"),
+            "DeleteConflict" => Some(
+                "remove what still depends on it first (access keys, attached and inline policies, group members, MFA devices)",
+            ),
+            "InvalidAction" => Some("this server does not serve that action; is it older than this coffer CLI?"),
             "InvalidRequestException" => None,
             _ => None,
         },

@@ -194,6 +194,21 @@ fn sts_aws_cli() {
 }
 
 #[test]
+fn iam_aws_cli() {
+    run_script("bash", "iam_cli.sh", "iam (aws CLI): all checks passed");
+}
+
+#[test]
+fn iam_seed_policies_boto3() {
+    let python = setup().join("venv/bin/python");
+    run_script(
+        python.to_str().expect("utf-8 path"),
+        "iam_policies_boto3.py",
+        "iam policies (boto3): all checks passed",
+    );
+}
+
+#[test]
 fn kms_aws_cli() {
     run_script("bash", "kms_cli.sh", "kms (aws CLI): all checks passed");
 }

@@ -1,13 +1,20 @@
 //! A small client for Coffer's AWS protocols. It signs every request with the same SigV4 code the
-//! server verifies with (`coffer-sigv4`) and speaks the JSON 1.1 wire shapes from `coffer-wire`.
+//! server verifies with (`coffer-sigv4`) and speaks the JSON 1.1 wire shapes from `coffer-wire`, and
+//! the query protocol (form-encoded requests, XML answers) of IAM and STS ([`query`], [`iam`], [`sts`]).
+//! A session token in the credentials is sent (and signed) as `X-Amz-Security-Token`.
 
 pub mod config;
+pub mod iam;
+pub mod query;
+pub mod sts;
 
 use coffer_wire::{ErrorBody, JSON_1_1};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use config::{ClientConfig, ResolveOptions};
+pub use query::{Params, SecretText, XmlDoc, XmlNode};
+use zeroize::Zeroizing;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,33 +94,105 @@ impl Client {
         request: &Req,
     ) -> Result<Resp, ClientError> {
         let body = serde_json::to_vec(request).map_err(|e| ClientError::Decode(e.to_string()))?;
-        let body = zeroize::Zeroizing::new(body);
-        let headers = vec![
-            ("host".to_string(), self.host.clone()),
-            ("content-type".to_string(), JSON_1_1.to_string()),
-            ("x-amz-target".to_string(), target.to_string()),
-        ];
-        let auth = match signing_service {
-            Some(signing_service) => {
-                let signable = coffer_sigv4::SignableRequest {
-                    method: "POST",
-                    path: "/",
-                    query: "",
-                    headers: &headers,
-                    payload: &body,
-                };
-                coffer_sigv4::sign(
-                    &signable,
-                    &self.config.credentials,
-                    &self.config.region,
-                    signing_service,
-                    time::OffsetDateTime::now_utc(),
-                )
+        let body = Zeroizing::new(body);
+        let headers =
+            vec![("content-type".to_string(), JSON_1_1.to_string()), ("x-amz-target".to_string(), target.to_string())];
+        let answer = self.post(signing_service, headers, body).await?;
+        let (status, request_id, bytes) = (answer.status, answer.request_id, answer.body);
+        if status >= 300 {
+            let err: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| ClientError::Api {
+                status,
+                code: format!("HTTP{status}"),
+                message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                request_id: request_id.clone(),
+            })?;
+            let code = err.error_type.rsplit('#').next().unwrap_or_default().to_string();
+            return Err(ClientError::Api { status, code, message: err.message, request_id });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Calls one query-protocol operation (IAM, STS): a signed, form-encoded `POST /` carrying
+    /// `Action=<action>&Version=<version>` and `params` (already flattened, see [`Params`]). Answers the
+    /// parsed XML; an `<ErrorResponse>` becomes [`ClientError::Api`].
+    pub async fn query(
+        &self,
+        signing_service: &str,
+        version: &str,
+        action: &str,
+        params: &[(String, String)],
+    ) -> Result<XmlDoc, ClientError> {
+        let answer =
+            self.post(Some(signing_service), vec![form_content_type()], query_body(action, version, params)).await?;
+        query::parse_response(answer.status, &answer.body, answer.request_id)
+    }
+
+    /// Calls a paginated query-protocol operation until its last page, following `Marker` while the
+    /// answer says `IsTruncated`. `page` reads one page's result element into items and the next marker.
+    pub async fn query_all_pages<T>(
+        &self,
+        signing_service: &str,
+        version: &str,
+        action: &str,
+        params: &[(String, String)],
+        mut page: impl FnMut(&XmlNode) -> Result<(Vec<T>, Option<String>), ClientError>,
+    ) -> Result<Vec<T>, ClientError> {
+        let mut all = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut request = Zeroizing::new(params.to_vec());
+            if let Some(m) = &marker {
+                request.push(("Marker".to_string(), m.clone()));
             }
-            None => Vec::new(),
-        };
+            let doc = self.query(signing_service, version, action, &request).await?;
+            let (items, next) = page(doc.result())?;
+            all.extend(items);
+            match next {
+                Some(n) if marker.as_ref() == Some(&n) => {
+                    return Err(ClientError::Decode(format!("{action} answered the same Marker twice")))
+                }
+                Some(n) => marker = Some(n),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// The headers to send with `body`: `headers`, `host`, and (when signing) the SigV4 date,
+    /// `authorization` and, for temporary credentials, `x-amz-security-token`.
+    fn request_headers(
+        &self,
+        signing_service: Option<&str>,
+        mut headers: Vec<(String, String)>,
+        body: &[u8],
+        now: time::OffsetDateTime,
+    ) -> Vec<(String, String)> {
+        headers.insert(0, ("host".to_string(), self.host.clone()));
+        if let Some(signing_service) = signing_service {
+            let signable = coffer_sigv4::SignableRequest {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                payload: body,
+            };
+            let auth =
+                coffer_sigv4::sign(&signable, &self.config.credentials, &self.config.region, signing_service, now);
+            headers.extend(auth);
+        }
+        headers
+    }
+
+    /// Sends one `POST /`, signed for `signing_service` unless `None`.
+    async fn post(
+        &self,
+        signing_service: Option<&str>,
+        headers: Vec<(String, String)>,
+        body: Zeroizing<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
+        let headers =
+            Zeroizing::new(self.request_headers(signing_service, headers, &body, time::OffsetDateTime::now_utc()));
         let mut req = self.http.post(format!("{}/", self.config.endpoint));
-        for (k, v) in headers.iter().chain(auth.iter()) {
+        for (k, v) in headers.iter() {
             if k != "host" {
                 req = req.header(k.as_str(), v.as_str());
             }
@@ -129,19 +208,32 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| ClientError::Transport { endpoint: self.config.endpoint.clone(), detail: root_cause(&e) })?;
-        let bytes = zeroize::Zeroizing::new(bytes.to_vec());
-        if status >= 300 {
-            let err: ErrorBody = serde_json::from_slice(&bytes).map_err(|_| ClientError::Api {
-                status,
-                code: format!("HTTP{status}"),
-                message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
-                request_id: request_id.clone(),
-            })?;
-            let code = err.error_type.rsplit('#').next().unwrap_or_default().to_string();
-            return Err(ClientError::Api { status, code, message: err.message, request_id });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+        Ok(Answer { status, request_id, body: Zeroizing::new(bytes.to_vec()) })
     }
+}
+
+/// A raw answer: status, `x-amzn-requestid`, body (zeroized on drop: it may hold secrets).
+struct Answer {
+    status: u16,
+    request_id: Option<String>,
+    body: Zeroizing<Vec<u8>>,
+}
+
+fn form_content_type() -> (String, String) {
+    ("content-type".to_string(), query::FORM_CONTENT_TYPE.to_string())
+}
+
+/// `Action=…&Version=…&<params>`, form-encoded.
+fn query_body(action: &str, version: &str, params: &[(String, String)]) -> Zeroizing<Vec<u8>> {
+    let mut all = Vec::with_capacity(params.len() + 2);
+    all.push(("Action".to_string(), action.to_string()));
+    all.push(("Version".to_string(), version.to_string()));
+    all.extend(params.iter().cloned());
+    let body = Zeroizing::new(query::encode_form(&all));
+    for (_, v) in &mut all {
+        zeroize::Zeroize::zeroize(v);
+    }
+    Zeroizing::new(body.as_bytes().to_vec())
 }
 
 impl Client {
@@ -176,4 +268,82 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     cause
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_sigv4::Credentials;
+
+    fn client(session_token: Option<&str>) -> Client {
+        Client::new(ClientConfig {
+            endpoint: "http://127.0.0.1:8200".into(),
+            region: "us-east-1".into(),
+            credentials: Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+                session_token: session_token.map(str::to_string),
+            },
+            ca_bundle: None,
+        })
+        .unwrap()
+    }
+
+    fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn query_bodies_lead_with_action_and_version() {
+        let body = query_body("ListUsers", iam::VERSION, &Params::new().add("PathPrefix", "/a b/").into_vec());
+        assert_eq!(std::str::from_utf8(&body).unwrap(), "Action=ListUsers&Version=2010-05-08&PathPrefix=%2Fa%20b%2F");
+    }
+
+    #[test]
+    fn session_tokens_are_sent_and_signed() {
+        let now = time::macros::datetime!(2026-11-23 10:00:00 UTC);
+        let body = query_body("GetCallerIdentity", sts::VERSION, &[]);
+        let with = client(Some("FwoGZXIvYXdzEXAMPLETOKEN")).request_headers(
+            Some("sts"),
+            vec![form_content_type()],
+            &body,
+            now,
+        );
+        assert_eq!(header(&with, "x-amz-security-token"), Some("FwoGZXIvYXdzEXAMPLETOKEN"));
+        assert_eq!(header(&with, "host"), Some("127.0.0.1:8200"));
+        let auth = header(&with, "authorization").unwrap();
+        assert!(auth.contains("Credential=AKIDEXAMPLE/20261123/us-east-1/sts/aws4_request"), "{auth}");
+        assert!(auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token"), "{auth}");
+
+        let without = client(None).request_headers(Some("iam"), vec![form_content_type()], &body, now);
+        assert_eq!(header(&without, "x-amz-security-token"), None);
+        assert!(header(&without, "authorization").unwrap().contains("SignedHeaders=content-type;host;x-amz-date,"));
+
+        let unsigned = client(Some("t")).request_headers(None, vec![], &body, now);
+        assert_eq!(unsigned.len(), 1, "only host");
+    }
+
+    #[test]
+    fn signed_query_requests_verify_with_the_server_code() {
+        let now = time::OffsetDateTime::now_utc();
+        let c = client(Some("token-1"));
+        let body = query_body("GetCallerIdentity", sts::VERSION, &[]);
+        let headers = c.request_headers(Some("sts"), vec![form_content_type()], &body, now);
+        let mut map = http::HeaderMap::new();
+        for (k, v) in &headers {
+            map.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_str(v).unwrap());
+        }
+        let method = http::Method::POST;
+        let view = coffer_sigv4::RequestView { method: &method, path: "/", query: "", headers: &map, payload: &body };
+        let parsed = coffer_sigv4::parse(&view).unwrap();
+        assert_eq!(parsed.service, "sts");
+        assert_eq!(parsed.security_token.as_deref(), Some("token-1"));
+        let key = coffer_sigv4::derive_signing_key(
+            c.config().credentials.secret_access_key.as_bytes(),
+            &parsed.scope_date,
+            "us-east-1",
+            "sts",
+        );
+        coffer_sigv4::verify(&view, &parsed, &key, now).unwrap();
+    }
 }

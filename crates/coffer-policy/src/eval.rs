@@ -165,3 +165,31 @@ pub fn denial_message(principal_arn: &str, action: &str, resource: &str, reason:
         DenyReason::ExplicitResourceDeny => format!("{head} with an explicit deny in a resource-based policy"),
     }
 }
+
+/// What a resource-based policy grants a request by itself — for the policies that must let a caller
+/// in whatever its identity policies say, such as a role's trust policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceGrant {
+    /// A Deny statement applies.
+    Denied,
+    /// No statement applies.
+    Nothing,
+    /// An Allow names only the caller's account: the account's identity policies must allow too.
+    Account,
+    /// An Allow names the caller (or everyone): allowed without any identity policy.
+    Direct,
+}
+
+/// Evaluates only a resource-based policy; see [`ResourceGrant`].
+pub fn resource_grant(policy: &Policy, ctx: &RequestContext) -> ResourceGrant {
+    let mut grant = ResourceGrant::Nothing;
+    for stmt in &policy.statements {
+        match judge(stmt, PolicyKind::Resource, ctx) {
+            Hit::Deny => return ResourceGrant::Denied,
+            Hit::Allow => grant = ResourceGrant::Direct,
+            Hit::Delegated if grant == ResourceGrant::Nothing => grant = ResourceGrant::Account,
+            Hit::Delegated | Hit::No => {}
+        }
+    }
+    grant
+}

@@ -29,5 +29,7 @@ mod policy;
 
 pub use context::RequestContext;
 pub use error::PolicyError;
-pub use eval::{decide, denial_message, evaluate, Decision, DenyReason, Evaluation, MatchedStatement};
+pub use eval::{
+    decide, denial_message, evaluate, resource_grant, Decision, DenyReason, Evaluation, MatchedStatement, ResourceGrant,
+};
 pub use policy::{check_size, Effect, Policy, PolicyKind, PrincipalEntry, SizeLimit, Statement, Version};

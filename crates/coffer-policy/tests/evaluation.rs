@@ -387,3 +387,30 @@ fn compiled_policy_is_reusable_across_requests() {
         }
     }
 }
+
+#[test]
+fn resource_grant_tells_direct_from_account_delegation() {
+    use coffer_policy::{resource_grant, ResourceGrant};
+    let trust = |principal: &str, effect: &str| {
+        resource(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"{effect}","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"}}]}}"#
+        ))
+    };
+    let assume = |caller: &str| RequestContext::new(caller, "sts:AssumeRole", ROLE);
+    let cases = [
+        (trust(BOB, "Allow"), BOB, ResourceGrant::Direct),
+        (trust(ROOT, "Allow"), BOB, ResourceGrant::Account),
+        (trust("111122223333", "Allow"), SESSION, ResourceGrant::Account),
+        (trust(ROOT, "Allow"), OTHER, ResourceGrant::Nothing),
+        (trust(BOB, "Allow"), OTHER, ResourceGrant::Nothing),
+        (trust("*", "Allow"), OTHER, ResourceGrant::Direct),
+        (trust(BOB, "Deny"), BOB, ResourceGrant::Denied),
+        (trust(ROLE, "Allow"), SESSION, ResourceGrant::Direct),
+    ];
+    for (i, (policy, caller, expected)) in cases.iter().enumerate() {
+        assert_eq!(resource_grant(policy, &assume(caller)), *expected, "case {i}: {caller}");
+    }
+    // A statement for another action grants nothing.
+    let ctx = RequestContext::new(BOB, "sts:TagSession", ROLE);
+    assert_eq!(resource_grant(&trust(BOB, "Allow"), &ctx), ResourceGrant::Nothing);
+}

@@ -173,7 +173,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
 
     let (tls, listener, local_addr) = bind(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let api = Arc::new(ApiState::new(service.clone()));
+    let mut api = ApiState::new(service.clone());
+    api.secure_transport = tls.is_some();
+    let api = Arc::new(api);
 
     spawn_deletion_scheduler(
         service.clone(),

@@ -513,7 +513,9 @@ impl Gate {
                 ));
             }
         }
-        let api = Arc::new(ApiState::new(service.clone()));
+        let mut api = ApiState::new(service.clone());
+        api.secure_transport = self.config.tls_cert.is_some() && self.config.tls_key.is_some();
+        let api = Arc::new(api);
         let (stop_tx, stop_rx) = watch::channel(false);
         crate::spawn_deletion_scheduler(
             service,

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use coffer_policy::{Policy, PolicyKind};
 use coffer_store::{EpochMillis, SecretState};
 
 /// Beyond this many secrets the cache starts over rather than grow without bound.
@@ -23,9 +24,18 @@ struct Inner {
     epoch: u64,
 }
 
+/// A secret's resource policy, parsed once: authorization evaluates it on every request.
+struct CachedPolicy {
+    /// The stored text it was parsed from; a different text (the policy changed) is parsed again.
+    text: String,
+    policy: Arc<Policy>,
+}
+
 #[derive(Default)]
 pub struct SecretCache {
     inner: RwLock<Inner>,
+    /// ARN -> parsed resource policy, next to the cached records.
+    policies: RwLock<HashMap<String, CachedPolicy>>,
 }
 
 impl SecretCache {
@@ -81,12 +91,42 @@ impl SecretCache {
 
     /// Forgets one secret (it was deleted, or changed elsewhere) and fences out in-flight loads.
     pub fn invalidate(&self, arn: &str) {
-        let Ok(mut inner) = self.inner.write() else { return };
-        inner.epoch += 1;
-        if let Some(state) = inner.by_arn.remove(arn) {
-            if let Some(names) = inner.arn_by_name.get_mut(&state.secret.region) {
-                names.remove(&state.secret.name);
+        if let Ok(mut inner) = self.inner.write() {
+            inner.epoch += 1;
+            if let Some(state) = inner.by_arn.remove(arn) {
+                if let Some(names) = inner.arn_by_name.get_mut(&state.secret.region) {
+                    names.remove(&state.secret.name);
+                }
             }
         }
+        if let Ok(mut policies) = self.policies.write() {
+            policies.remove(arn);
+        }
+    }
+
+    /// The parsed resource policy of a secret (`None` when it has none). Parsed on first use and
+    /// whenever its text changed; a stored policy that no longer parses (it was valid when written) is
+    /// logged and treated as absent.
+    pub fn resource_policy(&self, arn: &str, text: Option<&str>) -> Option<Arc<Policy>> {
+        let text = text?;
+        if let Ok(policies) = self.policies.read() {
+            if let Some(hit) = policies.get(arn).filter(|c| c.text == text) {
+                return Some(hit.policy.clone());
+            }
+        }
+        let policy = match Policy::parse("resource-policy", text, PolicyKind::Resource) {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                tracing::error!(%arn, error = %e, "a stored resource policy does not parse; it is ignored");
+                return None;
+            }
+        };
+        if let Ok(mut policies) = self.policies.write() {
+            if policies.len() >= MAX_ENTRIES {
+                policies.clear();
+            }
+            policies.insert(arn.to_string(), CachedPolicy { text: text.to_string(), policy: policy.clone() });
+        }
+        Some(policy)
     }
 }

@@ -1,15 +1,62 @@
 //! Who is calling and from where. Every service call takes a [`RequestContext`]; there is no
 //! unauthenticated path into the service.
 
+/// What kind of identity signed a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// The account's root credentials: allowed everything but a resource policy's explicit deny.
+    Root,
+    /// An IAM user, with its long-term access key or a session from GetSessionToken.
+    User { name: String },
+    /// A session of a role, from AssumeRole.
+    AssumedRole { role_name: String, session_name: String },
+}
+
+/// A temporary credential's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// When the session was opened (milliseconds since the epoch).
+    pub issued: i64,
+    pub expires: i64,
+    /// Whether it was opened with a valid MFA code (`aws:MultiFactorAuthPresent`).
+    pub mfa_authenticated: bool,
+    /// The unique id of the role (or user) when the session was opened: a role deleted and
+    /// re-created under the same name does not honour the old role's sessions.
+    pub entity_id: String,
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// `arn:aws:iam::<account>:root`, `arn:aws:iam::<account>:user/<name>`, ...
+    /// `arn:aws:iam::<account>:root`, `arn:aws:iam::<account>:user/<name>`,
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
     pub arn: String,
     pub account_id: String,
+    /// The user name for users and root ("root"); the session name for role sessions.
     pub user_name: String,
     /// The access key the request was signed with.
     pub access_key_id: String,
+    pub kind: PrincipalKind,
+    /// Set for temporary credentials.
+    pub session: Option<SessionInfo>,
+}
+
+impl Principal {
+    /// The account's root principal.
+    pub fn root(account_id: &str, access_key_id: &str) -> Principal {
+        Principal {
+            arn: format!("arn:aws:iam::{account_id}:root"),
+            account_id: account_id.to_string(),
+            user_name: "root".to_string(),
+            access_key_id: access_key_id.to_string(),
+            kind: PrincipalKind::Root,
+            session: None,
+        }
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.kind == PrincipalKind::Root
+    }
 }
 
 /// How a request reached the service; recorded with every action.
@@ -31,4 +78,6 @@ pub struct RequestContext {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub source: ActorSource,
+    /// Whether the request arrived over TLS (`aws:SecureTransport`).
+    pub secure_transport: bool,
 }

@@ -10,7 +10,7 @@ use coffer_crypto::SecretBytes;
 use coffer_store::{AccessKeyRecord, StoreError};
 use rand::Rng;
 
-use crate::context::Principal;
+use crate::context::{Principal, PrincipalKind};
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::Service;
 
@@ -33,8 +33,10 @@ pub struct NewAccessKey {
     pub principal_arn: String,
 }
 
+/// Access keys by id, valid for one IAM generation: a key deactivated or deleted on any node bumps
+/// the generation, which empties every node's cache within the IAM copy's freshness window.
 #[derive(Default)]
-pub(crate) struct CredentialCache(RwLock<HashMap<String, Arc<Credential>>>);
+pub(crate) struct CredentialCache(RwLock<(u64, HashMap<String, Arc<Credential>>)>);
 
 fn access_key_aad(access_key_id: &str) -> Vec<u8> {
     format!("coffer access key v1\n{access_key_id}").into_bytes()
@@ -86,21 +88,8 @@ impl Service {
     }
 
     async fn create_access_key(&self, principal_arn: &str, user_name: &str) -> ServiceResult<NewAccessKey> {
-        let mut rng = rand::rngs::OsRng;
-        let access_key_id = new_access_key_id(&mut rng);
-        let secret = new_secret_access_key(&mut rng);
-        let sealed = self
-            .keyring
-            .seal(&mut rng, secret.expose(), &access_key_aad(&access_key_id))
-            .map_err(|_| ServiceError::new(ErrorKind::EncryptionFailure, "sealing an access key failed"))?;
-        let record = AccessKeyRecord {
-            access_key_id: access_key_id.clone(),
-            sealed_secret: sealed,
-            principal_arn: principal_arn.to_string(),
-            user_name: user_name.to_string(),
-            status: "Active".to_string(),
-            created: self.clock.now_millis(),
-        };
+        let (record, secret) = self.new_access_key_record(principal_arn, user_name)?;
+        let access_key_id = record.access_key_id.clone();
         match self.store.insert_access_key(record).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => {
@@ -111,9 +100,48 @@ impl Service {
         Ok(NewAccessKey { access_key_id, secret_access_key: secret, principal_arn: principal_arn.to_string() })
     }
 
+    /// A new access key for a principal, its secret sealed for storage and returned once.
+    pub(crate) fn new_access_key_record(
+        &self,
+        principal_arn: &str,
+        user_name: &str,
+    ) -> ServiceResult<(AccessKeyRecord, SecretBytes)> {
+        let mut rng = rand::rngs::OsRng;
+        let access_key_id = new_access_key_id(&mut rng);
+        let secret = new_secret_access_key(&mut rng);
+        let sealed = self
+            .keyring
+            .seal(&mut rng, secret.expose(), &access_key_aad(&access_key_id))
+            .map_err(|_| ServiceError::new(ErrorKind::EncryptionFailure, "sealing an access key failed"))?;
+        let record = AccessKeyRecord {
+            access_key_id,
+            sealed_secret: sealed,
+            principal_arn: principal_arn.to_string(),
+            user_name: user_name.to_string(),
+            status: "Active".to_string(),
+            created: self.clock.now_millis(),
+        };
+        Ok((record, secret))
+    }
+
+    /// Drops a cached credential (its key was deactivated or deleted).
+    pub(crate) fn forget_credential(&self, access_key_id: &str) {
+        if let Ok(mut cache) = self.credentials.0.write() {
+            cache.1.remove(access_key_id);
+        }
+    }
+
     /// The credential behind an access key id, or `None` if there is no such key.
     pub async fn credential(&self, access_key_id: &str) -> ServiceResult<Option<Arc<Credential>>> {
-        if let Some(hit) = self.credentials.0.read().ok().and_then(|m| m.get(access_key_id).cloned()) {
+        let generation = self.iam_snapshot().await?.generation;
+        let hit = self.credentials.0.read().ok().and_then(|c| {
+            if c.0 == generation {
+                c.1.get(access_key_id).cloned()
+            } else {
+                None
+            }
+        });
+        if let Some(hit) = hit {
             return Ok(Some(hit));
         }
         let Some(record) = self.store.get_access_key(access_key_id).await? else {
@@ -129,12 +157,21 @@ impl Service {
                 account_id: self.config.account_id.clone(),
                 user_name: record.user_name.clone(),
                 access_key_id: record.access_key_id.clone(),
+                kind: if record.principal_arn.ends_with(":root") {
+                    PrincipalKind::Root
+                } else {
+                    PrincipalKind::User { name: record.user_name.clone() }
+                },
+                session: None,
             },
             secret_access_key: secret,
             active: record.status == "Active",
         });
-        if let Ok(mut map) = self.credentials.0.write() {
-            map.insert(access_key_id.to_string(), credential.clone());
+        if let Ok(mut cache) = self.credentials.0.write() {
+            if cache.0 != generation {
+                *cache = (generation, HashMap::new());
+            }
+            cache.1.insert(access_key_id.to_string(), credential.clone());
         }
         Ok(Some(credential))
     }

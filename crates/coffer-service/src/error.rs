@@ -76,6 +76,14 @@ pub enum ErrorKind {
     UnsupportedOperation,
     /// An SSM KeyId that names no usable KMS key.
     InvalidKeyId,
+    /// An IAM entity cannot be deleted while others depend on it (keys, policies, members).
+    DeleteConflict,
+    /// The temporary credentials of a request have expired.
+    ExpiredToken,
+    /// A session token that this server did not issue, or that was altered.
+    InvalidToken,
+    /// An MFA code that is wrong, stale or already used.
+    InvalidAuthenticationCode,
 }
 
 /// An error from the service layer: a kind and a caller-facing message.

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod context;
 pub mod credentials;
 pub mod error;
+pub mod iam;
 pub mod identity;
 pub mod kms;
 pub mod parameters;
@@ -27,8 +28,9 @@ use coffer_crypto::Keyring;
 use coffer_store::Store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use context::{ActorSource, Principal, RequestContext};
+pub use context::{ActorSource, Principal, PrincipalKind, RequestContext, SessionInfo};
 pub use error::{ErrorKind, ServiceError, ServiceResult};
+pub use iam::Access;
 
 /// Installation-wide settings of the service.
 #[derive(Debug, Clone)]
@@ -56,6 +58,10 @@ pub struct Service {
     parameter_cache: parameters::cache::ParameterCache,
     credentials: credentials::CredentialCache,
     kms_keys: kms::keys::KeyCache,
+    /// The compiled copy of IAM that authorizes requests.
+    iam: iam::snapshot::IamCache,
+    /// Opened session tokens.
+    sessions: iam::sts::SessionCache,
     /// Set when key material changed on demand; the scheduler's next tick runs a re-wrap pass.
     rewrap_requested: std::sync::atomic::AtomicBool,
 }
@@ -71,6 +77,8 @@ impl Service {
             parameter_cache: Default::default(),
             credentials: Default::default(),
             kms_keys: Default::default(),
+            iam: Default::default(),
+            sessions: Default::default(),
             rewrap_requested: Default::default(),
         }
     }

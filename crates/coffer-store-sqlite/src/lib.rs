@@ -26,9 +26,9 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use coffer_store::{
-    AccessKeyRecord, AliasRecord, AliasWrite, EnvelopeSwap, EpochMillis, KmsKeyRecord, KmsKeyState, KmsKeyWrite,
-    ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store, StoreError,
-    StoreResult,
+    AccessKeyRecord, AliasRecord, AliasWrite, EnvelopeSwap, EpochMillis, IamEntityRecord, IamWrite, KmsKeyRecord,
+    KmsKeyState, KmsKeyWrite, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite,
+    Store, StoreError, StoreResult,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -260,6 +260,25 @@ impl Store for SqliteStore {
         swaps: Vec<EnvelopeSwap<i64>>,
     ) -> StoreResult<usize> {
         self.write(WriteOp::RewrapParameter { region: region.to_string(), name: name.to_string(), swaps }).await
+    }
+
+    async fn load_iam(&self) -> StoreResult<(u64, Vec<IamEntityRecord>)> {
+        self.readers.read(reader::load_iam).await
+    }
+
+    async fn iam_generation(&self) -> StoreResult<u64> {
+        self.readers.read(reader::iam_generation).await
+    }
+
+    async fn write_iam(&self, writes: Vec<IamWrite>) -> StoreResult<u64> {
+        // The writer answers an IAM batch with the new generation.
+        let generation = self.write(WriteOp::Iam(writes)).await?;
+        u64::try_from(generation).map_err(|_| error::corrupt(format!("IAM generation {generation} out of range")))
+    }
+
+    async fn list_access_keys(&self, user_name: &str) -> StoreResult<Vec<AccessKeyRecord>> {
+        let user_name = user_name.to_string();
+        self.readers.read(move |c| reader::list_access_keys(c, &user_name)).await
     }
 }
 

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use coffer_store::{
-    AccessKeyRecord, AliasRecord, KeyMaterialRecord, KmsKeyRecord, KmsKeyState, ParameterQuery, ParameterState,
-    ParameterVersionRecord, RotationSettings, SecretRecord, SecretState, StoreResult, Tag, ValueKind, VersionRecord,
+    AccessKeyRecord, AliasRecord, IamEntityRecord, IamKind, KeyMaterialRecord, KmsKeyRecord, KmsKeyState,
+    ParameterQuery, ParameterState, ParameterVersionRecord, RotationSettings, SecretRecord, SecretState, StoreResult,
+    Tag, ValueKind, VersionRecord,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::Semaphore;
@@ -203,25 +204,85 @@ pub(crate) fn due_for_deletion(conn: &Connection, now: i64) -> StoreResult<Vec<(
     Ok(out)
 }
 
+/// The columns [`access_key_from_row`] decodes, in its order.
+macro_rules! access_key_columns {
+    () => {
+        "access_key_id, sealed_secret, principal_arn, user_name, status, created"
+    };
+}
+
+fn access_key_from_row(r: &Row<'_>) -> StoreResult<AccessKeyRecord> {
+    Ok(AccessKeyRecord {
+        access_key_id: get(r, 0)?,
+        sealed_secret: get(r, 1)?,
+        principal_arn: get(r, 2)?,
+        user_name: get(r, 3)?,
+        status: get(r, 4)?,
+        created: get(r, 5)?,
+    })
+}
+
 pub(crate) fn access_key(conn: &Connection, id: &str) -> StoreResult<Option<AccessKeyRecord>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT access_key_id, sealed_secret, principal_arn, user_name, status, created
-             FROM access_keys WHERE access_key_id = ?1",
-        )
+        .prepare_cached(concat!("SELECT ", access_key_columns!(), " FROM access_keys WHERE access_key_id = ?1"))
         .map_err(map_sqlite)?;
     let mut rows = stmt.query([id]).map_err(map_sqlite)?;
     match rows.next().map_err(map_sqlite)? {
         None => Ok(None),
-        Some(r) => Ok(Some(AccessKeyRecord {
-            access_key_id: get(r, 0)?,
-            sealed_secret: get(r, 1)?,
-            principal_arn: get(r, 2)?,
-            user_name: get(r, 3)?,
-            status: get(r, 4)?,
-            created: get(r, 5)?,
-        })),
+        Some(r) => Ok(Some(access_key_from_row(r)?)),
     }
+}
+
+/// A user's access keys, oldest first, ties by id: a range scan of `access_keys_by_user`.
+pub(crate) fn list_access_keys(conn: &Connection, user_name: &str) -> StoreResult<Vec<AccessKeyRecord>> {
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            access_key_columns!(),
+            " FROM access_keys WHERE user_name = ?1 ORDER BY created, access_key_id"
+        ))
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([user_name]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        out.push(access_key_from_row(r)?);
+    }
+    Ok(out)
+}
+
+/// The IAM generation (0 before any IAM write).
+pub(crate) fn iam_generation(conn: &Connection) -> StoreResult<u64> {
+    let generation: Option<i64> = conn
+        .prepare_cached("SELECT generation FROM iam_generation WHERE id = 0")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .map_err(map_sqlite)?;
+    let generation = generation.ok_or_else(|| corrupt("the IAM generation row is missing"))?;
+    u64::try_from(generation).map_err(|_| corrupt(format!("negative IAM generation {generation}")))
+}
+
+/// Every IAM entity and the generation, from one read transaction: a batch committed meanwhile is seen
+/// whole (its entities and its generation) or not at all.
+pub(crate) fn load_iam(conn: &Connection) -> StoreResult<(u64, Vec<IamEntityRecord>)> {
+    let tx = conn.unchecked_transaction().map_err(map_sqlite)?;
+    let generation = iam_generation(&tx)?;
+    let mut out = Vec::new();
+    {
+        let mut stmt =
+            tx.prepare_cached("SELECT kind, name, document, revision FROM iam_entities").map_err(map_sqlite)?;
+        let mut rows = stmt.query([]).map_err(map_sqlite)?;
+        while let Some(r) = rows.next().map_err(map_sqlite)? {
+            let kind: String = get(r, 0)?;
+            let name: String = get(r, 1)?;
+            let kind = IamKind::parse(&kind)
+                .ok_or_else(|| corrupt(format!("unknown IAM entity kind {kind:?} of {name:?}")))?;
+            out.push(IamEntityRecord { kind, document: get(r, 2)?, revision: revision_from_sql(get(r, 3)?)?, name });
+        }
+    }
+    tx.finish().map_err(map_sqlite)?;
+    // The contract orders by `IamKind`'s `Ord` (declaration order), which the stored text ("user",
+    // "group", ...) does not follow; names compare bytewise, as SQLite's BINARY collation does.
+    out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    Ok((generation, out))
 }
 
 pub(crate) fn setting(conn: &Connection, key: &str) -> StoreResult<Option<Vec<u8>>> {

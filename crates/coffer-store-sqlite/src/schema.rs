@@ -34,10 +34,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
     Migration { version: 2, name: "parameters", sql: include_str!("../migrations/0002_parameters.sql") },
     Migration { version: 3, name: "kms", sql: include_str!("../migrations/0003_kms.sql") },
+    Migration { version: 4, name: "iam", sql: include_str!("../migrations/0004_iam.sql") },
 ];
 
 /// The schema version this binary writes (the last migration's).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for a lock held by another connection or process before giving up
 /// with `Unavailable`.
@@ -94,8 +95,8 @@ pub(crate) fn configure_writer(conn: &Connection) -> StoreResult<()> {
     conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(map_sqlite)?;
     conn.pragma_update(None, "cache_size", -65_536).map_err(map_sqlite)?; // 64 MiB
     conn.pragma_update(None, "trusted_schema", false).map_err(map_sqlite)?;
-    // The writer cycles through ~17 distinct statements; the default cache (16) would thrash.
-    conn.set_prepared_statement_cache_capacity(32);
+    // The writer cycles through ~45 distinct statements; the default cache (16) would thrash.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_store::{RotationSettings, Tag, ValueKind, VersionRecord};
+use coffer_store::{IamKind, RotationSettings, Tag, ValueKind, VersionRecord};
 
 use super::*;
 
@@ -78,7 +78,7 @@ async fn a_new_file_is_migrated_in_wal_mode_and_reopening_changes_nothing() {
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(versions(&conn), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
-        for table in ["secrets", "secret_versions", "access_keys", "settings"] {
+        for table in ["secrets", "secret_versions", "access_keys", "settings", "iam_entities", "iam_generation"] {
             let n: i64 = conn
                 .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
                     r.get(0)
@@ -86,6 +86,8 @@ async fn a_new_file_is_migrated_in_wal_mode_and_reopening_changes_nothing() {
                 .unwrap();
             assert_eq!(n, 1, "{table}");
         }
+        let generation: i64 = conn.query_row("SELECT generation FROM iam_generation", [], |r| r.get(0)).unwrap();
+        assert_eq!(generation, 0);
     }
     drop(SqliteStore::open(&path).await.unwrap());
     assert_eq!(versions(&raw(&path)), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
@@ -330,4 +332,179 @@ async fn reads_proceed_while_another_connection_holds_the_write_lock() {
     writer.await.unwrap().unwrap();
     holder.join().unwrap();
     assert!(store.load_secret_by_name("us-east-1", "after").await.unwrap().is_some());
+}
+
+fn iam_user(name: &str, document: &[u8]) -> IamEntityRecord {
+    IamEntityRecord { kind: IamKind::User, name: name.into(), document: document.to_vec(), revision: 1 }
+}
+
+fn iam_key(id: &str, user: &str, created: EpochMillis) -> AccessKeyRecord {
+    AccessKeyRecord {
+        access_key_id: id.into(),
+        sealed_secret: vec![3; 48],
+        principal_arn: format!("arn:aws:iam::000000000000:user/{user}"),
+        user_name: user.into(),
+        status: "Active".into(),
+        created,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coffer.db");
+    let alice = iam_user("alice", &[0, 0xff, 7]);
+    let key = iam_key("AKIAIAMDURABLE000001", "alice", 5);
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.write_iam(vec![IamWrite::Create(alice.clone()), IamWrite::InsertAccessKey(key.clone())]).await.unwrap();
+        store
+            .write_iam(vec![
+                IamWrite::Create(iam_user("bob", b"{}")),
+                IamWrite::DeleteAccessKey { access_key_id: key.access_key_id.clone() },
+            ])
+            .await
+            .unwrap();
+        store
+            .write_iam(vec![
+                IamWrite::Delete { kind: IamKind::User, name: "bob".into(), expected_revision: 1 },
+                IamWrite::InsertAccessKey(key.clone()),
+            ])
+            .await
+            .unwrap();
+        // Dropped without any explicit flush or close.
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.load_iam().await.unwrap(), (3, vec![alice]));
+    assert_eq!(store.iam_generation().await.unwrap(), 3);
+    assert_eq!(store.list_access_keys("alice").await.unwrap(), vec![key]);
+    assert_eq!(store.write_iam(vec![]).await.unwrap(), 4, "the generation carries on where it was");
+}
+
+/// A file written by the previous schema (no IAM tables, access keys already stored) is migrated: IAM
+/// starts at generation 0 and the old keys are listed per user.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_3_file_is_migrated_to_iam() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coffer.db");
+    let old_key = iam_key("AKIAOLDKEY0000000001", "root", 1);
+    {
+        let conn = raw(&path);
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)").unwrap();
+        for m in schema::MIGRATIONS.iter().filter(|m| m.version <= 3) {
+            conn.execute_batch(m.sql).unwrap();
+            conn.execute("INSERT INTO schema_version (version) VALUES (?1)", [m.version]).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO access_keys (access_key_id, sealed_secret, principal_arn, user_name, status, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![
+                old_key.access_key_id,
+                old_key.sealed_secret,
+                old_key.principal_arn,
+                old_key.user_name,
+                old_key.status,
+                old_key.created
+            ],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.load_iam().await.unwrap(), (0, vec![]));
+    assert_eq!(store.list_access_keys("root").await.unwrap(), vec![old_key]);
+    assert_eq!(store.write_iam(vec![IamWrite::Create(iam_user("alice", b"{}"))]).await.unwrap(), 1);
+    let version: i64 = raw(&path).query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+/// Listing a user's keys is a range scan of the index, not a scan of every key.
+#[tokio::test(flavor = "multi_thread")]
+async fn listing_access_keys_uses_the_user_index() {
+    let (_store, dir) = fresh().await;
+    let conn = raw(&dir.path().join("coffer.db"));
+    let mut stmt = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT access_key_id, sealed_secret, principal_arn, user_name, status, created
+             FROM access_keys WHERE user_name = ?1 ORDER BY created, access_key_id",
+        )
+        .unwrap();
+    let plan: Vec<String> = stmt.query_map(["alice"], |r| r.get::<_, String>(3)).unwrap().map(|r| r.unwrap()).collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("access_keys_by_user"), "{plan}");
+    assert!(!plan.contains("SCAN access_keys"), "{plan}");
+}
+
+/// An IAM batch, however long, is one writer operation (one savepoint): a failing one is answered
+/// alone and does not sink the other writes of its group commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_iam_batch_is_one_writer_operation() {
+    let (store, _dir) = fresh().await;
+    let batch: Vec<IamWrite> = (0..50).map(|i| IamWrite::Create(iam_user(&format!("u{i}"), b"{}"))).collect();
+    assert_eq!(store.write_iam(batch).await.unwrap(), 1);
+    assert_eq!(store.stats().writes, 1);
+
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 4 == 0 {
+                // Fails on its last write (u0 exists): all of it must go.
+                let writes =
+                    vec![IamWrite::Create(iam_user(&format!("new{i}"), b"{}")), IamWrite::Create(iam_user("u0", b""))];
+                store.write_iam(writes).await.map(drop)
+            } else {
+                store.write_secret(SecretWrite::Create(sample(&format!("s{i}")))).await
+            }
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    for (i, r) in results.iter().enumerate() {
+        if i % 4 == 0 {
+            assert_eq!(*r, Err(StoreError::AlreadyExists), "{i}");
+        } else {
+            assert_eq!(*r, Ok(()), "{i}");
+        }
+    }
+    assert_eq!(store.stats().failed_batches, 0);
+    assert_eq!(store.list_secrets("us-east-1").await.unwrap().len(), 30);
+    let (generation, entities) = store.load_iam().await.unwrap();
+    assert_eq!((generation, entities.len()), (1, 50));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_iam_rows_are_corrupt_not_panics() {
+    let (store, dir) = fresh().await;
+    store.write_iam(vec![IamWrite::Create(iam_user("alice", b"{}"))]).await.unwrap();
+    let conn = raw(&dir.path().join("coffer.db"));
+    let corrupt = |e: StoreError| assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
+
+    conn.execute("UPDATE iam_entities SET kind = 'wizard'", []).unwrap();
+    corrupt(store.load_iam().await.unwrap_err());
+    conn.execute("UPDATE iam_entities SET kind = 'user', revision = -3", []).unwrap();
+    corrupt(store.load_iam().await.unwrap_err());
+    conn.execute("UPDATE iam_entities SET revision = 1, document = 'text, not a blob'", []).unwrap();
+    corrupt(store.load_iam().await.unwrap_err());
+    conn.execute("UPDATE iam_entities SET document = X'00'", []).unwrap();
+    assert_eq!(store.load_iam().await.unwrap().1.len(), 1);
+
+    conn.execute("UPDATE iam_generation SET generation = -1", []).unwrap();
+    corrupt(store.iam_generation().await.unwrap_err());
+    corrupt(store.load_iam().await.unwrap_err());
+    conn.execute("UPDATE iam_generation SET generation = 9223372036854775807", []).unwrap();
+    corrupt(store.write_iam(vec![]).await.unwrap_err());
+    conn.execute("DELETE FROM iam_generation", []).unwrap();
+    corrupt(store.iam_generation().await.unwrap_err());
+    corrupt(store.load_iam().await.unwrap_err());
+    // A batch that cannot bump the generation is not applied at all.
+    corrupt(store.write_iam(vec![IamWrite::Create(iam_user("bob", b"{}"))]).await.unwrap_err());
+    let users: i64 = conn.query_row("SELECT COUNT(*) FROM iam_entities", [], |r| r.get(0)).unwrap();
+    assert_eq!(users, 1);
+
+    conn.execute("INSERT INTO iam_generation (id, generation) VALUES (0, 7)", []).unwrap();
+    assert_eq!(store.write_iam(vec![IamWrite::Create(iam_user("bob", b"{}"))]).await.unwrap(), 8);
+    assert_eq!(store.stats().failed_batches, 0, "a damaged row fails one write, not its group commit");
 }

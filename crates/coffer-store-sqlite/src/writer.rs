@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_store::{
-    AccessKeyRecord, AliasWrite, EnvelopeSwap, EpochMillis, KeyMaterialRecord, KmsKeyWrite, ParameterVersionRecord,
-    ParameterWrite, SecretWrite, StoreError, StoreResult, VersionRecord,
+    AccessKeyRecord, AliasWrite, EnvelopeSwap, EpochMillis, IamWrite, KeyMaterialRecord, KmsKeyWrite,
+    ParameterVersionRecord, ParameterWrite, SecretWrite, StoreError, StoreResult, VersionRecord,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
@@ -54,10 +54,12 @@ pub(crate) enum WriteOp {
     Alias(AliasWrite),
     RewrapSecret { arn: String, swaps: Vec<EnvelopeSwap<String>> },
     RewrapParameter { region: String, name: String, swaps: Vec<EnvelopeSwap<i64>> },
+    // A whole IAM batch is ONE operation, so its savepoint makes it all-or-nothing (`apply_iam_batch`).
+    Iam(Vec<IamWrite>),
 }
 
 /// What a write answers: how many rows it changed (1 for a decided change; 0 or 1 for the conditional
-/// setting writes; the envelopes replaced for a re-wrap).
+/// setting writes; the envelopes replaced for a re-wrap), or for an IAM batch the new IAM generation.
 pub(crate) type WriteReply = StoreResult<usize>;
 
 pub(crate) struct Job {
@@ -203,6 +205,10 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
         WriteOp::Parameter(write) => apply_parameter_write(conn, write).map(|()| 1),
         WriteOp::KmsKey(write) => apply_kms_key_write(conn, write).map(|()| 1),
         WriteOp::Alias(write) => apply_alias_write(conn, write).map(|()| 1),
+        WriteOp::Iam(writes) => {
+            let generation = apply_iam_batch(conn, writes)?;
+            usize::try_from(generation).map_err(|_| corrupt(format!("IAM generation {generation} out of range")))
+        }
         WriteOp::RewrapSecret { arn, swaps } => {
             let mut done = 0;
             for swap in swaps {
@@ -236,15 +242,7 @@ fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
             )?;
             Ok(1)
         }
-        WriteOp::InsertAccessKey(k) => {
-            exec(
-                conn,
-                "INSERT INTO access_keys (access_key_id, sealed_secret, principal_arn, user_name, status, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![k.access_key_id, k.sealed_secret, k.principal_arn, k.user_name, k.status, k.created],
-            )?;
-            Ok(1)
-        }
+        WriteOp::InsertAccessKey(k) => insert_access_key(conn, k).map(|()| 1),
         WriteOp::PutSettingIfAbsent { key, value } => {
             let n = exec(
                 conn,
@@ -592,6 +590,117 @@ fn apply_alias_write(conn: &Connection, write: &AliasWrite) -> StoreResult<()> {
                 params![region, alias_name],
             )?;
             if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A duplicate access key id fails on the primary key: `AlreadyExists`.
+fn insert_access_key(conn: &Connection, k: &AccessKeyRecord) -> StoreResult<()> {
+    exec(
+        conn,
+        "INSERT INTO access_keys (access_key_id, sealed_secret, principal_arn, user_name, status, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![k.access_key_id, k.sealed_secret, k.principal_arn, k.user_name, k.status, k.created],
+    )?;
+    Ok(())
+}
+
+/// Applies an IAM batch in order (each write sees the ones before it) and bumps the IAM generation,
+/// returning the new one. It runs as one operation inside the writer's per-operation savepoint: when any
+/// write fails, `apply_in_transaction` rolls the savepoint back, and with it every earlier write of the
+/// batch and the generation — all or nothing, as [`coffer_store::Store::write_iam`] requires. The
+/// generation is bumped in the same savepoint, so it moves exactly when the batch commits.
+fn apply_iam_batch(conn: &Connection, writes: &[IamWrite]) -> StoreResult<u64> {
+    for write in writes {
+        apply_iam_write(conn, write)?;
+    }
+    // Past i64::MAX SQLite would turn the sum into a REAL, which does not decode as an integer: `Corrupt`.
+    let generation: Option<i64> = conn
+        .prepare_cached("UPDATE iam_generation SET generation = generation + 1 WHERE id = 0 RETURNING generation")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .map_err(map_sqlite)?;
+    let generation = generation.ok_or_else(|| corrupt("the IAM generation row is missing"))?;
+    u64::try_from(generation).map_err(|_| corrupt(format!("negative IAM generation {generation}")))
+}
+
+const IAM_ENTITY_EXISTS: &str = "SELECT 1 FROM iam_entities WHERE kind = ?1 AND name = ?2";
+
+/// One IAM change; errors as `MemoryStore`'s: the contract checks (`InvalidWrite`) first, then
+/// `NotFound`, then `Conflict`.
+fn apply_iam_write(conn: &Connection, write: &IamWrite) -> StoreResult<()> {
+    match write {
+        IamWrite::Create(r) => {
+            if r.revision != 1 {
+                return Err(StoreError::InvalidWrite(format!(
+                    "a new IAM entity starts at revision 1, not {} ({} {})",
+                    r.revision,
+                    r.kind.as_str(),
+                    r.name
+                )));
+            }
+            exec(
+                conn,
+                "INSERT INTO iam_entities (kind, name, document, revision) VALUES (?1, ?2, ?3, 1)",
+                params![r.kind.as_str(), r.name, r.document],
+            )?;
+            Ok(())
+        }
+        IamWrite::Update { expected_revision, record: r } => {
+            if expected_revision.checked_add(1) != Some(r.revision) {
+                return Err(StoreError::InvalidWrite(format!(
+                    "update of IAM {} {} must set revision {expected_revision} + 1, not {}",
+                    r.kind.as_str(),
+                    r.name,
+                    r.revision
+                )));
+            }
+            // A revision SQLite cannot hold is one no stored entity has: the entity is missing or moved on.
+            let changed = match i64::try_from(*expected_revision) {
+                Ok(expected) => exec(
+                    conn,
+                    "UPDATE iam_entities SET document = ?4, revision = ?5
+                     WHERE kind = ?1 AND name = ?2 AND revision = ?3",
+                    params![r.kind.as_str(), r.name, expected, r.document, revision_to_sql(r.revision)?],
+                )?,
+                Err(_) => 0,
+            };
+            if changed == 0 {
+                return Err(missing_or_conflict(conn, IAM_ENTITY_EXISTS, params![r.kind.as_str(), r.name]));
+            }
+            Ok(())
+        }
+        IamWrite::Delete { kind, name, expected_revision } => {
+            let changed = match i64::try_from(*expected_revision) {
+                Ok(expected) => exec(
+                    conn,
+                    "DELETE FROM iam_entities WHERE kind = ?1 AND name = ?2 AND revision = ?3",
+                    params![kind.as_str(), name, expected],
+                )?,
+                Err(_) => 0,
+            };
+            if changed == 0 {
+                return Err(missing_or_conflict(conn, IAM_ENTITY_EXISTS, params![kind.as_str(), name]));
+            }
+            Ok(())
+        }
+        IamWrite::InsertAccessKey(k) => insert_access_key(conn, k),
+        IamWrite::AccessKeyStatus { access_key_id, status } => {
+            // Counts the row even when the status is unchanged: setting it again is not "missing".
+            let changed = exec(
+                conn,
+                "UPDATE access_keys SET status = ?2 WHERE access_key_id = ?1",
+                params![access_key_id, status],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        }
+        IamWrite::DeleteAccessKey { access_key_id } => {
+            if exec(conn, "DELETE FROM access_keys WHERE access_key_id = ?1", [access_key_id])? == 0 {
                 return Err(StoreError::NotFound);
             }
             Ok(())

@@ -35,6 +35,17 @@
 //! * A `Create` whose ARN already exists answers [`StoreError::AlreadyExists`], like a taken name.
 //! * `touch_secret_accessed` on a missing ARN is a successful no-op: a read may race a delete.
 //! * A failed write leaves no trace: nothing of a losing `Create` or a stale `Update` is visible.
+//! * IAM entities come back ordered by [`IamKind`]'s `Ord` (declaration order: users, groups, roles,
+//!   policies, MFA devices), not by the text of [`IamKind::as_str`], then by name in byte order.
+//! * The writes of one [`Store::write_iam`] batch apply in order, each seeing the ones before it (a
+//!   `Create` then an `Update` of the same entity in one batch is fine); the first failing write fails
+//!   the batch with its own error and nothing of the batch is kept, the generation included.
+//! * Every successful batch bumps the IAM generation by exactly one, an empty batch included.
+//! * An IAM `Create` not at revision 1, or `Update` whose record does not advance the revision by one,
+//!   is `InvalidWrite` even when the name is taken or the entity does not exist (the caller bug is
+//!   reported first, as for [`SecretWrite::check`]).
+//! * `list_access_keys` orders by `created`, ties by access key id (byte order); user names compare
+//!   exactly.
 //!
 //! # Concurrency cases
 //!
@@ -89,7 +100,18 @@ macro_rules! conformance_suite {
             odd_and_unicode_names_round_trip,
             concurrent_compare_and_swap_loses_nothing,
             concurrent_creates_all_land,
-            concurrent_creates_of_one_name_have_one_winner);
+            concurrent_creates_of_one_name_have_one_winner,
+            iam_starts_empty_at_generation_zero,
+            iam_create_and_load_ordered_by_kind_then_name,
+            iam_generation_bumps_once_per_batch,
+            iam_create_of_a_taken_name_or_bad_revision_fails,
+            iam_update_is_compare_and_swap,
+            iam_delete_is_compare_and_swap,
+            iam_writes_within_a_batch_apply_in_order,
+            iam_failed_batch_changes_nothing,
+            iam_access_keys_in_batches,
+            iam_documents_round_trip_exactly,
+            iam_concurrent_batches_get_distinct_generations);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(
@@ -1328,4 +1350,548 @@ pub async fn rewrap_replaces_only_the_expected_envelopes(store: &dyn Store) {
     let got = store.load_parameter(REGION, &p.name).await.unwrap().unwrap();
     assert_eq!(got.versions[0].envelope, vec![8; 50]);
     assert_eq!(got.revision, p.revision);
+}
+
+fn iam_entity(kind: IamKind, name: &str, document: &[u8]) -> IamEntityRecord {
+    IamEntityRecord { kind, name: name.into(), document: document.to_vec(), revision: 1 }
+}
+
+/// `record` moved on by one revision with a new document: what an `Update` writes.
+fn iam_next(record: &IamEntityRecord, document: &[u8]) -> IamEntityRecord {
+    IamEntityRecord { document: document.to_vec(), revision: record.revision + 1, ..record.clone() }
+}
+
+fn iam_update(record: &IamEntityRecord, document: &[u8]) -> IamWrite {
+    IamWrite::Update { expected_revision: record.revision, record: iam_next(record, document) }
+}
+
+fn iam_delete(record: &IamEntityRecord) -> IamWrite {
+    IamWrite::Delete { kind: record.kind, name: record.name.clone(), expected_revision: record.revision }
+}
+
+fn iam_access_key(id: &str, user: &str, created: EpochMillis) -> AccessKeyRecord {
+    AccessKeyRecord {
+        access_key_id: id.into(),
+        sealed_secret: vec![0, 0xff, id.len() as u8, 0x80, 0],
+        principal_arn: format!("arn:aws:iam::000000000000:user/{user}"),
+        user_name: user.into(),
+        status: "Active".into(),
+        created,
+    }
+}
+
+/// What `load_iam` must return for these entities: ordered by (kind, name) with `IamKind`'s `Ord`.
+fn iam_sorted(mut entities: Vec<IamEntityRecord>) -> Vec<IamEntityRecord> {
+    entities.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    entities
+}
+
+/// Whether an error is the one a case expects.
+type ErrorCheck = fn(&StoreError) -> bool;
+
+/// `load_iam`, then `list_access_keys` of some users, then `get_access_key` of some ids.
+type IamSnapshot = ((u64, Vec<IamEntityRecord>), Vec<Vec<AccessKeyRecord>>, Vec<Option<AccessKeyRecord>>);
+
+/// Everything IAM-related a batch could touch, for "nothing changed" comparisons.
+async fn iam_snapshot(store: &dyn Store, users: &[&str], key_ids: &[&str]) -> IamSnapshot {
+    let loaded = store.load_iam().await.unwrap();
+    assert_eq!(store.iam_generation().await.unwrap(), loaded.0, "iam_generation and load_iam disagree");
+    let mut listed = Vec::new();
+    for user in users {
+        listed.push(store.list_access_keys(user).await.unwrap());
+    }
+    let mut keys = Vec::new();
+    for id in key_ids {
+        keys.push(store.get_access_key(id).await.unwrap());
+    }
+    (loaded, listed, keys)
+}
+
+/// A store without IAM writes is at generation 0 with no entities and no access keys.
+pub async fn iam_starts_empty_at_generation_zero(store: &dyn Store) {
+    assert_eq!(store.iam_generation().await.unwrap(), 0);
+    assert_eq!(store.load_iam().await.unwrap(), (0, vec![]));
+    assert!(store.list_access_keys("alice").await.unwrap().is_empty());
+    assert!(store.list_access_keys("").await.unwrap().is_empty());
+    // Other kinds of write do not touch IAM.
+    create(store, &state(REGION, "not-iam")).await;
+    assert!(store.put_setting_if_absent("k", b"v").await.unwrap());
+    assert_eq!(store.load_iam().await.unwrap(), (0, vec![]));
+}
+
+/// Created entities load back whole, ordered by kind (`IamKind`'s order, not its text) then name (byte
+/// order), with the generation of the batch that wrote them.
+pub async fn iam_create_and_load_ordered_by_kind_then_name(store: &dyn Store) {
+    // Written out of order; as text "user" > "role" > "policy" > "mfa" > "group", the opposite of the
+    // kinds' order for most of them, so a backend sorting by the stored text cannot pass.
+    let entities = vec![
+        iam_entity(IamKind::MfaDevice, "alice", br#"{"seed":"sealed"}"#),
+        iam_entity(IamKind::Role, "zeta", br#"{"trust":{}}"#),
+        iam_entity(IamKind::User, "bob", br#"{"arn":"arn:aws:iam::000000000000:user/bob"}"#),
+        iam_entity(IamKind::Policy, "ReadOnly", br#"{"versions":[]}"#),
+        iam_entity(IamKind::User, "alice", b"{}"),
+        iam_entity(IamKind::Group, "admins", b"[]"),
+        iam_entity(IamKind::User, "Zed", b"upper case sorts first"),
+        iam_entity(IamKind::Role, "alpha", b"{}"),
+    ];
+    let generation = store.write_iam(entities.iter().cloned().map(IamWrite::Create).collect()).await.unwrap();
+    assert_eq!(generation, 1);
+    let expected = iam_sorted(entities);
+    let order: Vec<(IamKind, &str)> = expected.iter().map(|e| (e.kind, e.name.as_str())).collect();
+    assert_eq!(
+        order,
+        [
+            (IamKind::User, "Zed"),
+            (IamKind::User, "alice"),
+            (IamKind::User, "bob"),
+            (IamKind::Group, "admins"),
+            (IamKind::Role, "alpha"),
+            (IamKind::Role, "zeta"),
+            (IamKind::Policy, "ReadOnly"),
+            (IamKind::MfaDevice, "alice"),
+        ],
+        "test setup: IamKind's order"
+    );
+    assert_eq!(store.load_iam().await.unwrap(), (1, expected.clone()));
+    assert_eq!(store.iam_generation().await.unwrap(), 1);
+
+    let more = iam_entity(IamKind::Group, "Devs", b"{}");
+    assert_eq!(store.write_iam(vec![IamWrite::Create(more.clone())]).await.unwrap(), 2);
+    let mut all = expected;
+    all.push(more);
+    assert_eq!(store.load_iam().await.unwrap(), (2, iam_sorted(all)));
+}
+
+/// The generation moves by exactly one per successful batch, however many writes it holds (an empty
+/// batch included), and not at all for a failed one.
+pub async fn iam_generation_bumps_once_per_batch(store: &dyn Store) {
+    let batch = |prefix: &str, n: usize| -> Vec<IamWrite> {
+        (0..n).map(|i| IamWrite::Create(iam_entity(IamKind::User, &format!("{prefix}{i}"), b"{}"))).collect()
+    };
+    assert_eq!(store.write_iam(batch("a", 5)).await.unwrap(), 1);
+    assert_eq!(store.iam_generation().await.unwrap(), 1);
+    assert_eq!(store.write_iam(batch("b", 1)).await.unwrap(), 2);
+    assert_eq!(store.write_iam(batch("c", 40)).await.unwrap(), 3);
+    assert_eq!(store.write_iam(vec![]).await.unwrap(), 4, "an empty batch is still a batch");
+    assert_eq!(store.iam_generation().await.unwrap(), 4);
+    assert_eq!(store.write_iam(batch("a", 1)).await.unwrap_err(), StoreError::AlreadyExists);
+    assert_eq!(store.iam_generation().await.unwrap(), 4, "a failed batch must not bump the generation");
+    let (generation, entities) = store.load_iam().await.unwrap();
+    assert_eq!((generation, entities.len()), (4, 46));
+    let keys = vec![IamWrite::InsertAccessKey(iam_access_key("AKIAGENERATION000001", "a0", 1))];
+    assert_eq!(store.write_iam(keys).await.unwrap(), 5, "access-key writes are IAM batches too");
+    assert_eq!(store.load_iam().await.unwrap().0, 5);
+}
+
+/// A `Create` of a taken (kind, name) is `AlreadyExists` and keeps the stored entity; the same name in
+/// another kind is a different entity; a new entity must start at revision 1.
+pub async fn iam_create_of_a_taken_name_or_bad_revision_fails(store: &dyn Store) {
+    let alice = iam_entity(IamKind::User, "alice", b"original");
+    assert_eq!(store.write_iam(vec![IamWrite::Create(alice.clone())]).await.unwrap(), 1);
+
+    let dup = iam_entity(IamKind::User, "alice", b"impostor");
+    assert_eq!(store.write_iam(vec![IamWrite::Create(dup)]).await.unwrap_err(), StoreError::AlreadyExists);
+    assert_eq!(store.load_iam().await.unwrap(), (1, vec![alice.clone()]));
+
+    // Names compare exactly.
+    let upper = iam_entity(IamKind::User, "Alice", b"case matters");
+    assert_eq!(store.write_iam(vec![IamWrite::Create(upper.clone())]).await.unwrap(), 2);
+
+    let mut others = Vec::new();
+    for kind in [IamKind::Group, IamKind::Role, IamKind::Policy, IamKind::MfaDevice] {
+        others.push(iam_entity(kind, "alice", kind.as_str().as_bytes()));
+    }
+    assert_eq!(store.write_iam(others.iter().cloned().map(IamWrite::Create).collect()).await.unwrap(), 3);
+    let mut all = vec![alice.clone(), upper];
+    all.extend(others);
+    let all = iam_sorted(all);
+    assert_eq!(store.load_iam().await.unwrap(), (3, all.clone()));
+
+    for revision in [0, 2, 7] {
+        let bad = IamEntityRecord { revision, ..iam_entity(IamKind::Role, "new-role", b"{}") };
+        let err = store.write_iam(vec![IamWrite::Create(bad)]).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidWrite(_)), "revision {revision}: {err:?}");
+    }
+    // The caller bug is reported first, even on a taken name.
+    let taken_bad = IamEntityRecord { revision: 3, ..alice };
+    assert!(matches!(
+        store.write_iam(vec![IamWrite::Create(taken_bad)]).await.unwrap_err(),
+        StoreError::InvalidWrite(_)
+    ));
+    assert_eq!(store.load_iam().await.unwrap(), (3, all), "failed creates must change nothing");
+}
+
+/// Updates are a compare-and-swap on the entity's revision: a stale expected revision is `Conflict`, a
+/// record not one past it is `InvalidWrite`, a missing entity is `NotFound`; none of them changes
+/// anything.
+pub async fn iam_update_is_compare_and_swap(store: &dyn Store) {
+    let alice = iam_entity(IamKind::User, "alice", b"v1");
+    let group = iam_entity(IamKind::Group, "alice", b"group v1");
+    store.write_iam(vec![IamWrite::Create(alice.clone()), IamWrite::Create(group.clone())]).await.unwrap();
+    let before = store.load_iam().await.unwrap();
+    assert_eq!(before.0, 1);
+
+    let stale = IamWrite::Update {
+        expected_revision: 2,
+        record: IamEntityRecord { revision: 3, ..iam_next(&alice, b"stale") },
+    };
+    assert_eq!(store.write_iam(vec![stale]).await.unwrap_err(), StoreError::Conflict);
+
+    for revision in [1, 3, 0] {
+        let skipping = IamWrite::Update {
+            expected_revision: 1,
+            record: IamEntityRecord { revision, ..iam_next(&alice, b"skipping") },
+        };
+        let err = store.write_iam(vec![skipping]).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidWrite(_)), "revision {revision}: {err:?}");
+    }
+    // The contract violation is reported even for an entity that does not exist.
+    let missing_and_skipping = IamWrite::Update {
+        expected_revision: 1,
+        record: IamEntityRecord { revision: 5, ..iam_entity(IamKind::User, "nobody", b"") },
+    };
+    assert!(matches!(store.write_iam(vec![missing_and_skipping]).await.unwrap_err(), StoreError::InvalidWrite(_)));
+
+    for missing in [
+        iam_entity(IamKind::User, "nobody", b"x"),
+        iam_entity(IamKind::User, "ALICE", b"x"),
+        iam_entity(IamKind::Role, "alice", b"x"),
+    ] {
+        let err = store.write_iam(vec![iam_update(&missing, b"y")]).await.unwrap_err();
+        assert_eq!(err, StoreError::NotFound, "{missing:?}");
+        // Whatever the expected revision says.
+        let far =
+            IamWrite::Update { expected_revision: 41, record: IamEntityRecord { revision: 42, ..missing.clone() } };
+        assert_eq!(store.write_iam(vec![far]).await.unwrap_err(), StoreError::NotFound, "{missing:?}");
+    }
+    assert_eq!(store.load_iam().await.unwrap(), before, "failed updates must change nothing");
+
+    let v2 = iam_next(&alice, b"v2");
+    assert_eq!(store.write_iam(vec![iam_update(&alice, b"v2")]).await.unwrap(), 2);
+    assert_eq!(store.load_iam().await.unwrap(), (2, vec![v2.clone(), group.clone()]));
+    // The same update again is now stale.
+    assert_eq!(store.write_iam(vec![iam_update(&alice, b"v2 again")]).await.unwrap_err(), StoreError::Conflict);
+    let v3 = iam_next(&v2, b"v3");
+    assert_eq!(store.write_iam(vec![iam_update(&v2, b"v3")]).await.unwrap(), 3);
+    assert_eq!(store.load_iam().await.unwrap(), (3, vec![v3, group]), "the group of the same name is untouched");
+}
+
+/// Deletes are a compare-and-swap too: a stale revision is `Conflict`, a missing entity `NotFound`; a
+/// deleted name can be created again.
+pub async fn iam_delete_is_compare_and_swap(store: &dyn Store) {
+    let alice = iam_entity(IamKind::User, "alice", b"user");
+    let group = iam_entity(IamKind::Group, "alice", b"group");
+    store.write_iam(vec![IamWrite::Create(alice.clone()), IamWrite::Create(group.clone())]).await.unwrap();
+    let before = store.load_iam().await.unwrap();
+
+    let stale = IamWrite::Delete { kind: IamKind::User, name: "alice".into(), expected_revision: 2 };
+    assert_eq!(store.write_iam(vec![stale]).await.unwrap_err(), StoreError::Conflict);
+    let zero = IamWrite::Delete { kind: IamKind::User, name: "alice".into(), expected_revision: 0 };
+    assert_eq!(store.write_iam(vec![zero]).await.unwrap_err(), StoreError::Conflict);
+    for (kind, name, expected_revision) in
+        [(IamKind::User, "bob", 1), (IamKind::Role, "alice", 1), (IamKind::User, "alice ", 1), (IamKind::User, "x", 9)]
+    {
+        let missing = IamWrite::Delete { kind, name: name.into(), expected_revision };
+        assert_eq!(store.write_iam(vec![missing]).await.unwrap_err(), StoreError::NotFound, "{kind:?} {name:?}");
+    }
+    assert_eq!(store.load_iam().await.unwrap(), before, "failed deletes must change nothing");
+
+    assert_eq!(store.write_iam(vec![iam_delete(&alice)]).await.unwrap(), 2);
+    assert_eq!(store.load_iam().await.unwrap(), (2, vec![group.clone()]));
+    assert_eq!(store.write_iam(vec![iam_delete(&alice)]).await.unwrap_err(), StoreError::NotFound);
+
+    let again = iam_entity(IamKind::User, "alice", b"reborn");
+    assert_eq!(store.write_iam(vec![IamWrite::Create(again.clone())]).await.unwrap(), 3);
+    assert_eq!(store.load_iam().await.unwrap(), (3, vec![again, group]));
+}
+
+/// The writes of a batch apply in order and see each other.
+pub async fn iam_writes_within_a_batch_apply_in_order(store: &dyn Store) {
+    let user = iam_entity(IamKind::User, "u", b"one");
+    let group = iam_entity(IamKind::Group, "g", b"short-lived");
+    let role = iam_entity(IamKind::Role, "r", b"{}");
+    let key = iam_access_key("AKIABATCHORDER000001", "u", 10);
+    let generation = store
+        .write_iam(vec![
+            IamWrite::Create(user.clone()),
+            iam_update(&user, b"two"),
+            IamWrite::Create(group.clone()),
+            iam_delete(&group),
+            IamWrite::Create(role.clone()),
+            IamWrite::InsertAccessKey(key.clone()),
+            IamWrite::AccessKeyStatus { access_key_id: key.access_key_id.clone(), status: "Inactive".into() },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(generation, 1);
+    assert_eq!(store.load_iam().await.unwrap(), (1, vec![iam_next(&user, b"two"), role]));
+    let inactive = AccessKeyRecord { status: "Inactive".into(), ..key.clone() };
+    assert_eq!(store.get_access_key(&key.access_key_id).await.unwrap(), Some(inactive.clone()));
+    assert_eq!(store.list_access_keys("u").await.unwrap(), vec![inactive]);
+
+    // A delete followed by a re-create of the same key id in one batch.
+    let replacement = AccessKeyRecord { sealed_secret: vec![7; 40], created: 11, ..key.clone() };
+    let generation = store
+        .write_iam(vec![
+            IamWrite::DeleteAccessKey { access_key_id: key.access_key_id.clone() },
+            IamWrite::InsertAccessKey(replacement.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(generation, 2);
+    assert_eq!(store.get_access_key(&key.access_key_id).await.unwrap(), Some(replacement));
+}
+
+/// A batch whose last write fails keeps nothing of its earlier writes (entities and access keys alike)
+/// and leaves the generation where it was; the failing write's own error is returned.
+pub async fn iam_failed_batch_changes_nothing(store: &dyn Store) {
+    let alice = iam_entity(IamKind::User, "alice", b"alice v1");
+    let group = iam_entity(IamKind::Group, "staff", b"staff v1");
+    let k0 = iam_access_key("AKIAROLLBACK00000000", "alice", 1);
+    let k1 = iam_access_key("AKIAROLLBACK00000001", "alice", 2);
+    // One key stored outside any batch: a batch rolls back its changes to that one too.
+    let k_plain = iam_access_key("AKIAROLLBACK0000000P", "alice", 3);
+    store.insert_access_key(k_plain.clone()).await.unwrap();
+    store
+        .write_iam(vec![
+            IamWrite::Create(alice.clone()),
+            IamWrite::Create(group.clone()),
+            IamWrite::InsertAccessKey(k0.clone()),
+            IamWrite::InsertAccessKey(k1.clone()),
+        ])
+        .await
+        .unwrap();
+    let k_new = iam_access_key("AKIAROLLBACK00000002", "carol", 4);
+    let users = ["alice", "carol"];
+    let ids =
+        [k0.access_key_id.as_str(), k1.access_key_id.as_str(), k_plain.access_key_id.as_str(), "AKIAROLLBACK00000002"];
+    let before = iam_snapshot(store, &users, &ids).await;
+    assert_eq!(before.0 .0, 1);
+    assert_eq!(before.1[0], vec![k0.clone(), k1.clone(), k_plain.clone()]);
+
+    // Every kind of write, all of which would succeed on their own.
+    let prefix = || {
+        vec![
+            IamWrite::Create(iam_entity(IamKind::User, "carol", b"carol")),
+            iam_update(&alice, b"alice v2"),
+            iam_delete(&group),
+            IamWrite::InsertAccessKey(k_new.clone()),
+            IamWrite::AccessKeyStatus { access_key_id: k1.access_key_id.clone(), status: "Inactive".into() },
+            IamWrite::AccessKeyStatus { access_key_id: k_plain.access_key_id.clone(), status: "Inactive".into() },
+            IamWrite::DeleteAccessKey { access_key_id: k0.access_key_id.clone() },
+        ]
+    };
+    let failing: Vec<(IamWrite, ErrorCheck)> = vec![
+        (IamWrite::Create(iam_entity(IamKind::User, "alice", b"dup")), |e| *e == StoreError::AlreadyExists),
+        // Created earlier in this very batch.
+        (IamWrite::Create(iam_entity(IamKind::User, "carol", b"dup")), |e| *e == StoreError::AlreadyExists),
+        (IamWrite::Create(IamEntityRecord { revision: 2, ..iam_entity(IamKind::Role, "r", b"") }), |e| {
+            matches!(e, StoreError::InvalidWrite(_))
+        }),
+        // Stale only because of the update earlier in this batch.
+        (iam_update(&alice, b"alice v2 again"), |e| *e == StoreError::Conflict),
+        (IamWrite::Update { expected_revision: 1, record: IamEntityRecord { revision: 3, ..alice.clone() } }, |e| {
+            matches!(e, StoreError::InvalidWrite(_))
+        }),
+        (iam_update(&iam_entity(IamKind::Role, "ghost", b""), b"x"), |e| *e == StoreError::NotFound),
+        // Deleted earlier in this batch.
+        (iam_delete(&group), |e| *e == StoreError::NotFound),
+        (IamWrite::Delete { kind: IamKind::User, name: "alice".into(), expected_revision: 1 }, |e| {
+            *e == StoreError::Conflict
+        }),
+        (IamWrite::InsertAccessKey(k_new.clone()), |e| *e == StoreError::AlreadyExists),
+        (IamWrite::InsertAccessKey(k_plain.clone()), |e| *e == StoreError::AlreadyExists),
+        (IamWrite::AccessKeyStatus { access_key_id: k0.access_key_id.clone(), status: "Active".into() }, |e| {
+            *e == StoreError::NotFound
+        }),
+        (IamWrite::DeleteAccessKey { access_key_id: k0.access_key_id.clone() }, |e| *e == StoreError::NotFound),
+        (IamWrite::DeleteAccessKey { access_key_id: "AKIANOSUCHKEY0000000".into() }, |e| *e == StoreError::NotFound),
+    ];
+    for (i, (last, expected_error)) in failing.into_iter().enumerate() {
+        let mut batch = prefix();
+        batch.push(last.clone());
+        let err = store.write_iam(batch).await.unwrap_err();
+        assert!(expected_error(&err), "case {i} ({last:?}): unexpected error {err:?}");
+        assert_eq!(iam_snapshot(store, &users, &ids).await, before, "case {i} ({last:?}) left a trace");
+    }
+    // A batch failing on its first write changes nothing either.
+    let mut first_fails = vec![iam_delete(&IamEntityRecord { revision: 5, ..alice.clone() })];
+    first_fails.extend(prefix());
+    assert_eq!(store.write_iam(first_fails).await.unwrap_err(), StoreError::Conflict);
+    assert_eq!(iam_snapshot(store, &users, &ids).await, before);
+
+    // The prefix on its own is fine: the failures above were the last write's alone.
+    assert_eq!(store.write_iam(prefix()).await.unwrap(), 2);
+    let (loaded, listed, keys) = iam_snapshot(store, &users, &ids).await;
+    assert_eq!(loaded, (2, vec![iam_next(&alice, b"alice v2"), iam_entity(IamKind::User, "carol", b"carol")]));
+    let k1_inactive = AccessKeyRecord { status: "Inactive".into(), ..k1.clone() };
+    let k_plain_inactive = AccessKeyRecord { status: "Inactive".into(), ..k_plain.clone() };
+    assert_eq!(listed, vec![vec![k1_inactive.clone(), k_plain_inactive.clone()], vec![k_new.clone()]]);
+    assert_eq!(keys, vec![None, Some(k1_inactive), Some(k_plain_inactive), Some(k_new)]);
+}
+
+/// Access keys written through IAM batches: inserted, looked up, listed per user oldest first, their
+/// status changed and removed; missing keys are `NotFound` and duplicates `AlreadyExists`.
+pub async fn iam_access_keys_in_batches(store: &dyn Store) {
+    let k_late = iam_access_key("AKIAKEYS000000000003", "alice", 300);
+    let k_early = iam_access_key("AKIAKEYS000000000009", "alice", 100);
+    let k_tie = iam_access_key("AKIAKEYS00000000000A", "alice", 100); // same time, sorts after by id
+    let k_bob = iam_access_key("AKIAKEYS000000000002", "bob", 200);
+    let k_upper = iam_access_key("AKIAKEYS000000000001", "Alice", 50);
+    let generation = store
+        .write_iam(
+            [&k_late, &k_tie, &k_bob, &k_early, &k_upper].into_iter().cloned().map(IamWrite::InsertAccessKey).collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(generation, 1);
+    for k in [&k_late, &k_early, &k_tie, &k_bob, &k_upper] {
+        assert_eq!(store.get_access_key(&k.access_key_id).await.unwrap().as_ref(), Some(k));
+    }
+    // One stored outside a batch is listed as well.
+    let k_plain = iam_access_key("AKIAKEYS000000000000", "alice", 200);
+    store.insert_access_key(k_plain.clone()).await.unwrap();
+    assert_eq!(
+        store.list_access_keys("alice").await.unwrap(),
+        vec![k_early.clone(), k_tie.clone(), k_plain.clone(), k_late.clone()]
+    );
+    assert_eq!(store.list_access_keys("bob").await.unwrap(), vec![k_bob.clone()]);
+    assert_eq!(store.list_access_keys("Alice").await.unwrap(), vec![k_upper.clone()]);
+    assert!(store.list_access_keys("alic").await.unwrap().is_empty());
+    assert!(store.list_access_keys("carol").await.unwrap().is_empty());
+    assert!(store.load_iam().await.unwrap().1.is_empty(), "access keys are not IAM entities");
+
+    // A duplicate id fails and keeps the original, whoever it was meant for.
+    let dup = AccessKeyRecord { user_name: "mallory".into(), sealed_secret: vec![6; 8], ..k_bob.clone() };
+    assert_eq!(store.write_iam(vec![IamWrite::InsertAccessKey(dup)]).await.unwrap_err(), StoreError::AlreadyExists);
+    assert_eq!(store.get_access_key(&k_bob.access_key_id).await.unwrap(), Some(k_bob.clone()));
+    assert!(store.list_access_keys("mallory").await.unwrap().is_empty());
+    assert_eq!(store.iam_generation().await.unwrap(), 1);
+
+    // Status changes touch only the status.
+    let status = |k: &AccessKeyRecord, s: &str| IamWrite::AccessKeyStatus {
+        access_key_id: k.access_key_id.clone(),
+        status: s.into(),
+    };
+    assert_eq!(store.write_iam(vec![status(&k_early, "Inactive")]).await.unwrap(), 2);
+    let early_inactive = AccessKeyRecord { status: "Inactive".into(), ..k_early.clone() };
+    assert_eq!(store.get_access_key(&k_early.access_key_id).await.unwrap(), Some(early_inactive.clone()));
+    assert_eq!(
+        store.list_access_keys("alice").await.unwrap(),
+        vec![early_inactive.clone(), k_tie.clone(), k_plain.clone(), k_late.clone()]
+    );
+    // A key stored outside a batch is changed the same way.
+    assert_eq!(store.write_iam(vec![status(&k_plain, "Inactive")]).await.unwrap(), 3);
+    let k_plain = AccessKeyRecord { status: "Inactive".into(), ..k_plain };
+    assert_eq!(store.get_access_key(&k_plain.access_key_id).await.unwrap(), Some(k_plain.clone()));
+    assert_eq!(store.write_iam(vec![status(&k_early, "Active")]).await.unwrap(), 4);
+    assert_eq!(store.get_access_key(&k_early.access_key_id).await.unwrap(), Some(k_early.clone()));
+    let missing = iam_access_key("AKIANOSUCHKEY0000000", "alice", 1);
+    assert_eq!(store.write_iam(vec![status(&missing, "Inactive")]).await.unwrap_err(), StoreError::NotFound);
+    let lower = AccessKeyRecord { access_key_id: k_late.access_key_id.to_lowercase(), ..k_late.clone() };
+    assert_eq!(store.write_iam(vec![status(&lower, "Inactive")]).await.unwrap_err(), StoreError::NotFound);
+    assert!(store.get_access_key(&missing.access_key_id).await.unwrap().is_none(), "a status change never creates");
+
+    // Deletes remove only the named key.
+    let delete = |k: &AccessKeyRecord| IamWrite::DeleteAccessKey { access_key_id: k.access_key_id.clone() };
+    assert_eq!(store.write_iam(vec![delete(&k_late)]).await.unwrap(), 5);
+    assert!(store.get_access_key(&k_late.access_key_id).await.unwrap().is_none());
+    assert_eq!(store.list_access_keys("alice").await.unwrap(), vec![k_early.clone(), k_tie.clone(), k_plain.clone()]);
+    assert_eq!(store.write_iam(vec![delete(&k_late)]).await.unwrap_err(), StoreError::NotFound);
+    assert_eq!(store.write_iam(vec![delete(&missing)]).await.unwrap_err(), StoreError::NotFound);
+    assert_eq!(store.write_iam(vec![delete(&k_plain), delete(&k_tie)]).await.unwrap(), 6);
+    assert_eq!(store.list_access_keys("alice").await.unwrap(), vec![k_early]);
+    assert_eq!(store.list_access_keys("bob").await.unwrap(), vec![k_bob]);
+    assert_eq!(store.iam_generation().await.unwrap(), 6);
+}
+
+/// Documents are opaque bytes: empty, not UTF-8, with NULs, and large (~100 KB) ones round-trip
+/// exactly through creates and updates.
+pub async fn iam_documents_round_trip_exactly(store: &dyn Store) {
+    let bytes =
+        |n: usize, seed: u32| -> Vec<u8> { (0..n as u32).map(|i| (i.wrapping_mul(131) ^ seed) as u8).collect() };
+    let large = bytes(100 * 1024 + 7, 5);
+    assert!(std::str::from_utf8(&large).is_err(), "test setup: the large document is not UTF-8");
+    let long_name = "n".repeat(128);
+    let entities = vec![
+        iam_entity(IamKind::User, "empty", b""),
+        iam_entity(IamKind::User, "nul-only", &[0]),
+        iam_entity(IamKind::User, "not-utf8", &[0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, b'\n', 0xed, 0xa0, 0x80, 0]),
+        iam_entity(IamKind::User, "trailing-nuls", b"{\"a\":1}\0\0\0"),
+        iam_entity(IamKind::Policy, "unicode", "{\"Description\":\"ünïcødé — 秘密 🔑\"}".as_bytes()),
+        iam_entity(IamKind::Policy, "large", &large),
+        iam_entity(IamKind::Role, "path/with spaces+=,.@_-", b"'; DROP TABLE iam_entities; --"),
+        iam_entity(IamKind::Group, "ünïcødé-秘密", b"\xc0\xaf"),
+        iam_entity(IamKind::MfaDevice, &long_name, &bytes(4096, 9)),
+    ];
+    store.write_iam(entities.iter().cloned().map(IamWrite::Create).collect()).await.unwrap();
+    let expected = iam_sorted(entities.clone());
+    assert_eq!(store.load_iam().await.unwrap(), (1, expected.clone()));
+
+    // Updates: small to large, large to larger, large to empty.
+    let find = |name: &str| entities.iter().find(|e| e.name == name).unwrap().clone();
+    let larger = bytes(150 * 1024 + 1, 6);
+    let from_empty = bytes(100 * 1024, 7);
+    store
+        .write_iam(vec![
+            iam_update(&find("empty"), &from_empty),
+            iam_update(&find("large"), &larger),
+            iam_update(&find("not-utf8"), b""),
+        ])
+        .await
+        .unwrap();
+    let (generation, got) = store.load_iam().await.unwrap();
+    assert_eq!(generation, 2);
+    let doc = |name: &str| got.iter().find(|e| e.name == name).unwrap();
+    assert_eq!(doc("empty").document, from_empty);
+    assert_eq!(doc("empty").revision, 2);
+    assert_eq!(doc("large").document, larger);
+    assert_eq!(doc("not-utf8").document, Vec::<u8>::new());
+    let untouched: Vec<_> =
+        got.iter().filter(|e| !["empty", "large", "not-utf8"].contains(&e.name.as_str())).cloned().collect();
+    let expected_untouched: Vec<_> =
+        expected.into_iter().filter(|e| !["empty", "large", "not-utf8"].contains(&e.name.as_str())).collect();
+    assert_eq!(untouched, expected_untouched);
+}
+
+/// Batches racing from many threads are applied one at a time: each gets its own generation, and of
+/// racing compare-and-swaps on one entity exactly one wins.
+pub async fn iam_concurrent_batches_get_distinct_generations(store: &dyn Store) {
+    const RACERS: usize = 16;
+    let generations = race(RACERS, |i| async move {
+        store
+            .write_iam(vec![
+                IamWrite::Create(iam_entity(IamKind::User, &format!("user-{i:02}"), b"{}")),
+                IamWrite::InsertAccessKey(iam_access_key(&format!("AKIARACE{i:012}"), &format!("user-{i:02}"), 1)),
+            ])
+            .await
+            .unwrap()
+    })
+    .await;
+    let mut sorted = generations.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=RACERS as u64).collect::<Vec<_>>(), "every batch gets its own generation");
+    let (generation, entities) = store.load_iam().await.unwrap();
+    assert_eq!(generation, RACERS as u64);
+    assert_eq!(entities.len(), RACERS);
+
+    let shared = iam_entity(IamKind::Policy, "shared", b"v1");
+    let base = store.write_iam(vec![IamWrite::Create(shared.clone())]).await.unwrap();
+    let results = race(RACERS, |i| {
+        let shared = shared.clone();
+        async move { store.write_iam(vec![iam_update(&shared, format!("winner {i}").as_bytes())]).await }
+    })
+    .await;
+    let winners: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    assert_eq!(winners.len(), 1, "exactly one racing update may win: {results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(*e, StoreError::Conflict);
+        }
+    }
+    assert_eq!(results[winners[0]], Ok(base + 1));
+    let (generation, entities) = store.load_iam().await.unwrap();
+    assert_eq!(generation, base + 1, "lost races must not bump the generation");
+    let got = entities.into_iter().find(|e| e.kind == IamKind::Policy).unwrap();
+    assert_eq!(got, iam_next(&shared, format!("winner {}", winners[0]).as_bytes()));
 }

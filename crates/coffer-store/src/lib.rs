@@ -366,6 +366,71 @@ pub struct AccessKeyRecord {
     pub created: EpochMillis,
 }
 
+/// The kinds of IAM entity. Names are unique within a kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IamKind {
+    User,
+    Group,
+    Role,
+    /// A customer-managed policy with its versions.
+    Policy,
+    /// A virtual MFA device (its seed sealed inside the document).
+    MfaDevice,
+}
+
+impl IamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IamKind::User => "user",
+            IamKind::Group => "group",
+            IamKind::Role => "role",
+            IamKind::Policy => "policy",
+            IamKind::MfaDevice => "mfa",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "user" => IamKind::User,
+            "group" => IamKind::Group,
+            "role" => IamKind::Role,
+            "policy" => IamKind::Policy,
+            "mfa" => IamKind::MfaDevice,
+            _ => return None,
+        })
+    }
+}
+
+/// One IAM entity. Its `document` is owned by the service (JSON it defines); the store keeps it opaque
+/// and only enforces names and revisions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IamEntityRecord {
+    pub kind: IamKind,
+    pub name: String,
+    pub document: Vec<u8>,
+    /// 1 when created, bumped by one on every update (compare-and-swap, as for secrets).
+    pub revision: u64,
+}
+
+/// One decided change to IAM. A batch of them ([`Store::write_iam`]) is applied atomically and bumps
+/// the IAM generation once, so every node sees a change whole.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IamWrite {
+    /// [`StoreError::AlreadyExists`] when an entity of that kind and name exists; revision must be 1.
+    Create(IamEntityRecord),
+    /// [`StoreError::Conflict`] unless the stored revision is `expected_revision` and the record's is
+    /// one more; [`StoreError::NotFound`] when it does not exist.
+    Update { expected_revision: u64, record: IamEntityRecord },
+    /// [`StoreError::Conflict`] / [`StoreError::NotFound`] as for updates.
+    Delete { kind: IamKind, name: String, expected_revision: u64 },
+    /// Inserts an access key; [`StoreError::AlreadyExists`] on a duplicate id.
+    InsertAccessKey(AccessKeyRecord),
+    /// Sets an access key's status ("Active"/"Inactive"); [`StoreError::NotFound`] when it is gone.
+    AccessKeyStatus { access_key_id: String, status: String },
+    /// Removes an access key; [`StoreError::NotFound`] when it is gone.
+    DeleteAccessKey { access_key_id: String },
+}
+
 /// What can go wrong in a backend, in storage words. The service maps these to its own errors.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -474,6 +539,20 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         swaps: Vec<EnvelopeSwap<i64>>,
     ) -> StoreResult<usize>;
+
+    /// Every IAM entity, ordered by (kind, name), with the IAM generation they were read at (one
+    /// snapshot).
+    async fn load_iam(&self) -> StoreResult<(u64, Vec<IamEntityRecord>)>;
+
+    /// The IAM generation: 0 before any IAM write, bumped by every [`write_iam`](Store::write_iam)
+    /// batch. Nodes poll it to know when their copy of IAM is stale.
+    async fn iam_generation(&self) -> StoreResult<u64>;
+
+    /// Applies a batch of IAM changes atomically (all or none) and durably; returns the new generation.
+    async fn write_iam(&self, writes: Vec<IamWrite>) -> StoreResult<u64>;
+
+    /// The access keys whose `user_name` is `user_name`, ordered by creation time.
+    async fn list_access_keys(&self, user_name: &str) -> StoreResult<Vec<AccessKeyRecord>>;
 
     /// Replaces a setting only if it still holds `expected` (a compare-and-swap, so two nodes changing
     /// the same setting cannot both win). Returns whether it was written; a missing setting is never

@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::{
-    AccessKeyRecord, AliasRecord, AliasWrite, EnvelopeSwap, EpochMillis, KmsKeyRecord, KmsKeyState, KmsKeyWrite,
-    ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store, StoreError,
-    StoreResult,
+    AccessKeyRecord, AliasRecord, AliasWrite, EnvelopeSwap, EpochMillis, IamEntityRecord, IamKind, IamWrite,
+    KmsKeyRecord, KmsKeyState, KmsKeyWrite, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState,
+    SecretWrite, Store, StoreError, StoreResult,
 };
 
 /// Versions ordered as the durable backends return them: by creation time, then insertion order.
@@ -30,6 +30,59 @@ struct Inner {
     kms_keys: HashMap<(String, String), KmsKeyState>,
     /// (region, alias name) -> alias; ordered for listings.
     aliases: std::collections::BTreeMap<(String, String), AliasRecord>,
+    /// (kind, name) -> entity; ordered as listings return them.
+    iam: std::collections::BTreeMap<(IamKind, String), IamEntityRecord>,
+    iam_generation: u64,
+}
+
+/// Applies one IAM change to a scratch copy; the caller keeps the copy only if the whole batch applies.
+fn apply_iam(
+    iam: &mut std::collections::BTreeMap<(IamKind, String), IamEntityRecord>,
+    keys: &mut HashMap<String, AccessKeyRecord>,
+    write: IamWrite,
+) -> StoreResult<()> {
+    match write {
+        IamWrite::Create(record) => {
+            if record.revision != 1 {
+                return Err(StoreError::InvalidWrite("a new IAM entity starts at revision 1".into()));
+            }
+            let key = (record.kind, record.name.clone());
+            if iam.contains_key(&key) {
+                return Err(StoreError::AlreadyExists);
+            }
+            iam.insert(key, record);
+        }
+        IamWrite::Update { expected_revision, record } => {
+            if record.revision != expected_revision + 1 {
+                return Err(StoreError::InvalidWrite("an update advances the revision by one".into()));
+            }
+            let current = iam.get_mut(&(record.kind, record.name.clone())).ok_or(StoreError::NotFound)?;
+            if current.revision != expected_revision {
+                return Err(StoreError::Conflict);
+            }
+            *current = record;
+        }
+        IamWrite::Delete { kind, name, expected_revision } => {
+            let current = iam.get(&(kind, name.clone())).ok_or(StoreError::NotFound)?;
+            if current.revision != expected_revision {
+                return Err(StoreError::Conflict);
+            }
+            iam.remove(&(kind, name));
+        }
+        IamWrite::InsertAccessKey(key) => {
+            if keys.contains_key(&key.access_key_id) {
+                return Err(StoreError::AlreadyExists);
+            }
+            keys.insert(key.access_key_id.clone(), key);
+        }
+        IamWrite::AccessKeyStatus { access_key_id, status } => {
+            keys.get_mut(&access_key_id).ok_or(StoreError::NotFound)?.status = status;
+        }
+        IamWrite::DeleteAccessKey { access_key_id } => {
+            keys.remove(&access_key_id).ok_or(StoreError::NotFound)?;
+        }
+    }
+    Ok(())
 }
 
 /// A store that lives and dies with the process.
@@ -364,5 +417,34 @@ impl Store for MemoryStore {
             }
         }
         Ok(done)
+    }
+
+    async fn load_iam(&self) -> StoreResult<(u64, Vec<IamEntityRecord>)> {
+        let inner = self.lock()?;
+        Ok((inner.iam_generation, inner.iam.values().cloned().collect()))
+    }
+
+    async fn iam_generation(&self) -> StoreResult<u64> {
+        Ok(self.lock()?.iam_generation)
+    }
+
+    async fn write_iam(&self, writes: Vec<IamWrite>) -> StoreResult<u64> {
+        let mut inner = self.lock()?;
+        let mut iam = inner.iam.clone();
+        let mut keys = inner.access_keys.clone();
+        for write in writes {
+            apply_iam(&mut iam, &mut keys, write)?;
+        }
+        inner.iam = iam;
+        inner.access_keys = keys;
+        inner.iam_generation += 1;
+        Ok(inner.iam_generation)
+    }
+
+    async fn list_access_keys(&self, user_name: &str) -> StoreResult<Vec<AccessKeyRecord>> {
+        let inner = self.lock()?;
+        let mut keys: Vec<_> = inner.access_keys.values().filter(|k| k.user_name == user_name).cloned().collect();
+        keys.sort_by(|a, b| (a.created, &a.access_key_id).cmp(&(b.created, &b.access_key_id)));
+        Ok(keys)
     }
 }

@@ -5,6 +5,7 @@
 //! Key material never leaves this module in the clear: it is stored sealed under the master key and
 //! unsealed into [`coffer_crypto::Kek`]s held by the [`keys::KeyCache`].
 
+mod access;
 pub mod keys;
 mod rewrap;
 
@@ -16,12 +17,15 @@ use coffer_store::{
     AliasRecord, AliasWrite, EpochMillis, KeyMaterialRecord, KmsKeyRecord, KmsKeyState, KmsKeyWrite, StoreError, Tag,
 };
 
+pub(crate) use access::{must_authorize, VIA_SECRETS_MANAGER, VIA_SSM};
 pub use keys::{LoadedKey, STATE_DISABLED, STATE_ENABLED, STATE_PENDING_DELETION};
 pub use rewrap::{Dependents, RewrapReport};
 
 use crate::arn::partition_for_region;
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
+use crate::iam::Access;
 use crate::{RequestContext, Service};
+use access::with_encryption_context;
 
 /// The default key of Secrets Manager (used when a secret names no KmsKeyId).
 pub const SECRETS_MANAGER_DEFAULT_ALIAS: &str = "alias/aws/secretsmanager";
@@ -262,6 +266,9 @@ impl Service {
             }
         }
         validate_tags(&input.tags)?;
+        if must_authorize(ctx, false) {
+            self.authorize(ctx, &Access::new("kms:CreateKey", "*").request_tags(&input.tags)).await?;
+        }
         let state = self.new_key_state(&ctx.region, &input, "CUSTOMER", self.clock.now_millis())?;
         let record = state.key.clone();
         self.store.write_kms_key(KmsKeyWrite::Create(state)).await?;
@@ -370,12 +377,12 @@ impl Service {
 
     /// Makes sure the keys named by these envelope headers (from [`envelope_key_ids`]) are loaded and
     /// fresh, so the synchronous [`open_envelope`](Self::open_envelope) finds them.
-    pub(crate) async fn warm_keys(&self, region: &str, key_ids: Vec<[u8; 16]>) -> ServiceResult<()> {
+    pub(crate) async fn warm_keys(&self, region: &str, key_ids: &[[u8; 16]]) -> ServiceResult<()> {
         for key_id in key_ids {
-            if self.kms_keys.get_fresh(region, &key_id).is_some() {
+            if self.kms_keys.get_fresh(region, key_id).is_some() {
                 continue;
             }
-            let id = uuid::Uuid::from_bytes(key_id).to_string();
+            let id = uuid::Uuid::from_bytes(*key_id).to_string();
             match self.loaded_key(region, &id).await {
                 Ok(_) => {}
                 // A deleted key: opening reports it.
@@ -461,14 +468,27 @@ impl Service {
     }
 
     pub async fn describe_key(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<KmsKeyRecord> {
-        let key_id = self.resolve_key_id(&ctx.region, key_ref).await?;
-        match self.store.load_kms_key(&ctx.region, &key_id).await? {
+        self.authorized_key_record(ctx, "kms:DescribeKey", key_ref, |a| a).await
+    }
+
+    /// ListResourceTags: the key's tags.
+    pub async fn list_key_tags(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<Vec<Tag>> {
+        Ok(self.authorized_key_record(ctx, "kms:ListResourceTags", key_ref, |a| a).await?.tags)
+    }
+
+    /// A key's record, without authorization (for operations that authorized their own action).
+    async fn key_record(&self, region: &str, key_ref: &str) -> ServiceResult<KmsKeyRecord> {
+        let key_id = self.resolve_key_id(region, key_ref).await?;
+        match self.store.load_kms_key(region, &key_id).await? {
             Some(state) => Ok(state.key),
-            None => Err(self.not_found_key(&ctx.region, &key_id)),
+            None => Err(self.not_found_key(region, &key_id)),
         }
     }
 
     pub async fn list_keys(&self, ctx: &RequestContext) -> ServiceResult<Vec<KmsKeyRecord>> {
+        if must_authorize(ctx, false) {
+            self.authorize(ctx, &Access::new("kms:ListKeys", "*")).await?;
+        }
         Ok(self.store.list_kms_keys(&ctx.region).await?)
     }
 
@@ -490,7 +510,8 @@ impl Service {
     }
 
     pub async fn enable_key(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<()> {
-        self.modify_key(&ctx.region, key_ref, |state, _| {
+        let key = self.authorized_key_record(ctx, "kms:EnableKey", key_ref, |a| a).await?;
+        self.modify_key(&ctx.region, &key.key_id, |state, _| {
             Self::refuse_pending_deletion(&state.key)?;
             let mut k = state.key.clone();
             k.key_state = STATE_ENABLED.into();
@@ -501,7 +522,8 @@ impl Service {
     }
 
     pub async fn disable_key(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<()> {
-        self.modify_key(&ctx.region, key_ref, |state, _| {
+        let key = self.authorized_key_record(ctx, "kms:DisableKey", key_ref, |a| a).await?;
+        self.modify_key(&ctx.region, &key.key_id, |state, _| {
             Self::refuse_managed(&state.key, "disable")?;
             Self::refuse_pending_deletion(&state.key)?;
             let mut k = state.key.clone();
@@ -524,7 +546,8 @@ impl Service {
                 "1 validation error detected: Value '{period}' at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value between 90 and 2560"
             )));
         }
-        self.modify_key(&ctx.region, key_ref, |state, now| {
+        let key = self.authorized_key_record(ctx, "kms:EnableKeyRotation", key_ref, |a| a).await?;
+        self.modify_key(&ctx.region, &key.key_id, |state, now| {
             Self::refuse_managed(&state.key, "change the rotation of")?;
             Self::refuse_pending_deletion(&state.key)?;
             if state.key.key_state == STATE_DISABLED {
@@ -541,7 +564,8 @@ impl Service {
     }
 
     pub async fn disable_key_rotation(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<()> {
-        self.modify_key(&ctx.region, key_ref, |state, _| {
+        let key = self.authorized_key_record(ctx, "kms:DisableKeyRotation", key_ref, |a| a).await?;
+        self.modify_key(&ctx.region, &key.key_id, |state, _| {
             Self::refuse_managed(&state.key, "change the rotation of")?;
             Self::refuse_pending_deletion(&state.key)?;
             if state.key.key_state == STATE_DISABLED {
@@ -557,7 +581,7 @@ impl Service {
     }
 
     pub async fn get_key_rotation_status(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<RotationStatus> {
-        let k = self.describe_key(ctx, key_ref).await?;
+        let k = self.authorized_key_record(ctx, "kms:GetKeyRotationStatus", key_ref, |a| a).await?;
         Ok(RotationStatus {
             key_arn: k.arn,
             enabled: k.rotation_enabled,
@@ -591,8 +615,9 @@ impl Service {
 
     /// RotateKeyOnDemand: new material at once; old material stays for decryption.
     pub async fn rotate_key_now(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<KmsKeyRecord> {
+        let key = self.authorized_key_record(ctx, "kms:RotateKeyOnDemand", key_ref, |a| a).await?;
         let record = self
-            .modify_key(&ctx.region, key_ref, |state, now| {
+            .modify_key(&ctx.region, &key.key_id, |state, now| {
                 Self::refuse_managed(&state.key, "rotate on demand")?;
                 keys::usable(&state.key)?;
                 self.rotated(state, now)
@@ -642,7 +667,7 @@ impl Service {
                 "1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value less than or equal to 30 and greater than or equal to 7"
             )));
         }
-        let key = self.describe_key(ctx, key_ref).await?;
+        let key = self.authorized_key_record(ctx, "kms:ScheduleKeyDeletion", key_ref, |a| a).await?;
         Self::refuse_managed(&key, "delete")?;
         if !force {
             let dependents = self.key_dependents(&ctx.region, &key.key_id).await?;
@@ -675,7 +700,8 @@ impl Service {
 
     /// CancelKeyDeletion: the key comes back Disabled, as in AWS.
     pub async fn cancel_key_deletion(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<KmsKeyRecord> {
-        self.modify_key(&ctx.region, key_ref, |state, _| {
+        let key = self.authorized_key_record(ctx, "kms:CancelKeyDeletion", key_ref, |a| a).await?;
+        self.modify_key(&ctx.region, &key.key_id, |state, _| {
             if state.key.key_state != STATE_PENDING_DELETION {
                 return Err(ServiceError::new(
                     ErrorKind::KmsInvalidState,
@@ -716,7 +742,8 @@ impl Service {
 
     pub async fn tag_key(&self, ctx: &RequestContext, key_ref: &str, tags: Vec<Tag>) -> ServiceResult<()> {
         validate_tags(&tags)?;
-        self.modify_key(&ctx.region, key_ref, |state, _| {
+        let key = self.authorized_key_record(ctx, "kms:TagResource", key_ref, |a| a.request_tags(&tags)).await?;
+        self.modify_key(&ctx.region, &key.key_id, |state, _| {
             Self::refuse_pending_deletion(&state.key)?;
             let mut k = state.key.clone();
             for t in &tags {
@@ -733,7 +760,10 @@ impl Service {
     }
 
     pub async fn untag_key(&self, ctx: &RequestContext, key_ref: &str, tag_keys: Vec<String>) -> ServiceResult<()> {
-        self.modify_key(&ctx.region, key_ref, |state, _| {
+        let key = self
+            .authorized_key_record(ctx, "kms:UntagResource", key_ref, |a| a.keys("aws:TagKeys", tag_keys.clone()))
+            .await?;
+        self.modify_key(&ctx.region, &key.key_id, |state, _| {
             Self::refuse_pending_deletion(&state.key)?;
             let mut k = state.key.clone();
             k.tags.retain(|t| !tag_keys.contains(&t.key));
@@ -745,9 +775,31 @@ impl Service {
 
     // ----- aliases -------------------------------------------------------------------------
 
+    /// Authorizes an alias operation on the alias itself (CreateAlias, UpdateAlias and DeleteAlias also
+    /// need it on the key, as in AWS).
+    async fn authorize_alias(&self, ctx: &RequestContext, action: &str, alias_name: &str) -> ServiceResult<()> {
+        if !must_authorize(ctx, false) {
+            return Ok(());
+        }
+        let arn = alias_arn(&ctx.region, &self.config.account_id, alias_name);
+        self.authorize(ctx, &Access::new(action, &arn)).await
+    }
+
+    /// Authorizes an alias operation on the key an alias points at now (which may be gone).
+    async fn authorize_alias_target(&self, ctx: &RequestContext, action: &str, key_id: &str) -> ServiceResult<()> {
+        if !must_authorize(ctx, false) {
+            return Ok(());
+        }
+        match self.store.load_kms_key(&ctx.region, key_id).await? {
+            Some(state) => self.authorize_key(ctx, action, &state.key, |a| a).await,
+            None => self.authorize(ctx, &Access::new(action, &self.key_arn(&ctx.region, key_id))).await,
+        }
+    }
+
     pub async fn create_alias(&self, ctx: &RequestContext, alias_name: &str, target: &str) -> ServiceResult<()> {
         validate_alias_name(alias_name)?;
-        let key = self.describe_key(ctx, target).await?;
+        self.authorize_alias(ctx, "kms:CreateAlias", alias_name).await?;
+        let key = self.authorized_key_record(ctx, "kms:CreateAlias", target, |a| a).await?;
         if key.key_manager == "AWS" {
             return Err(ServiceError::new(
                 ErrorKind::UnsupportedOperation,
@@ -778,13 +830,15 @@ impl Service {
 
     pub async fn update_alias(&self, ctx: &RequestContext, alias_name: &str, target: &str) -> ServiceResult<()> {
         validate_alias_name(alias_name)?;
+        self.authorize_alias(ctx, "kms:UpdateAlias", alias_name).await?;
         let existing = self.store.load_alias(&ctx.region, alias_name).await?.ok_or_else(|| {
             ServiceError::new(
                 ErrorKind::KmsNotFound,
                 format!("Alias {} is not found.", alias_arn(&ctx.region, &self.config.account_id, alias_name)),
             )
         })?;
-        let key = self.describe_key(ctx, target).await?;
+        self.authorize_alias_target(ctx, "kms:UpdateAlias", &existing.target_key_id).await?;
+        let key = self.authorized_key_record(ctx, "kms:UpdateAlias", target, |a| a).await?;
         if key.key_manager == "AWS" {
             return Err(ServiceError::new(
                 ErrorKind::UnsupportedOperation,
@@ -804,6 +858,16 @@ impl Service {
 
     pub async fn delete_alias(&self, ctx: &RequestContext, alias_name: &str) -> ServiceResult<()> {
         validate_alias_name(alias_name)?;
+        self.authorize_alias(ctx, "kms:DeleteAlias", alias_name).await?;
+        if must_authorize(ctx, false) {
+            let Some(existing) = self.store.load_alias(&ctx.region, alias_name).await? else {
+                return Err(ServiceError::new(
+                    ErrorKind::KmsNotFound,
+                    format!("Alias {} is not found.", alias_arn(&ctx.region, &self.config.account_id, alias_name)),
+                ));
+            };
+            self.authorize_alias_target(ctx, "kms:DeleteAlias", &existing.target_key_id).await?;
+        }
         let write = AliasWrite::Delete { region: ctx.region.clone(), alias_name: alias_name.to_string() };
         match self.store.write_alias(write).await {
             Ok(()) => Ok(()),
@@ -817,11 +881,14 @@ impl Service {
 
     /// Aliases of the region, or of one key.
     pub async fn list_aliases(&self, ctx: &RequestContext, key_ref: Option<&str>) -> ServiceResult<Vec<AliasRecord>> {
+        if must_authorize(ctx, false) {
+            self.authorize(ctx, &Access::new("kms:ListAliases", "*")).await?;
+        }
         let aliases = self.store.list_aliases(&ctx.region).await?;
         match key_ref {
             None => Ok(aliases),
             Some(r) => {
-                let key = self.describe_key(ctx, r).await?;
+                let key = self.key_record(&ctx.region, r).await?;
                 Ok(aliases.into_iter().filter(|a| a.target_key_id == key.key_id).collect())
             }
         }
@@ -836,12 +903,31 @@ impl Service {
         plaintext: &SecretBytes,
         context: &BTreeMap<String, String>,
     ) -> ServiceResult<(String, Vec<u8>)> {
+        self.encrypt_as(ctx, "kms:Encrypt", key_ref, plaintext, context).await
+    }
+
+    /// Encrypt, authorized as `action` (Encrypt, GenerateDataKey*, ReEncryptTo).
+    async fn encrypt_as(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        key_ref: &str,
+        plaintext: &SecretBytes,
+        context: &BTreeMap<String, String>,
+    ) -> ServiceResult<(String, Vec<u8>)> {
         if plaintext.is_empty() || plaintext.len() > MAX_PLAINTEXT {
             return Err(ServiceError::validation(
                 "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096",
             ));
         }
-        let key = self.key_by_ref(&ctx.region, key_ref).await?;
+        let key = match self.key_by_ref(&ctx.region, key_ref).await {
+            Ok(key) => key,
+            Err(e) if e.kind == ErrorKind::KmsNotFound => {
+                return Err(self.key_not_found(ctx, action, key_ref, e).await)
+            }
+            Err(e) => return Err(e),
+        };
+        self.authorize_key(ctx, action, &key.record, |a| with_encryption_context(a, context)).await?;
         key.usable()?;
         let blob = key
             .newest()?
@@ -857,9 +943,30 @@ impl Service {
         context: &BTreeMap<String, String>,
         key_ref: Option<&str>,
     ) -> ServiceResult<Decrypted> {
+        self.decrypt_as(ctx, "kms:Decrypt", blob, context, key_ref).await
+    }
+
+    /// Decrypt, authorized as `action` (Decrypt, ReEncryptFrom) on the key the ciphertext names.
+    async fn decrypt_as(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        blob: &[u8],
+        context: &BTreeMap<String, String>,
+        key_ref: Option<&str>,
+    ) -> ServiceResult<Decrypted> {
         let invalid = || ServiceError::new(ErrorKind::InvalidCiphertext, "");
         let (key_bytes, version) = kms_ciphertext_key(blob).map_err(|_| invalid())?;
         let key_id = uuid::Uuid::from_bytes(key_bytes).to_string();
+        let key = match self.loaded_key(&ctx.region, &key_id).await {
+            Ok(k) => k,
+            // A blob naming a key this region never had is simply not a valid ciphertext here.
+            Err(e) if e.kind == ErrorKind::KmsNotFound => {
+                return Err(self.key_not_found(ctx, action, &key_id, invalid()).await)
+            }
+            Err(e) => return Err(e),
+        };
+        self.authorize_key(ctx, action, &key.record, |a| with_encryption_context(a, context)).await?;
         if let Some(r) = key_ref {
             let wanted = self.resolve_key_id(&ctx.region, r).await?;
             if wanted != key_id {
@@ -869,12 +976,6 @@ impl Service {
                 ));
             }
         }
-        let key = match self.loaded_key(&ctx.region, &key_id).await {
-            Ok(k) => k,
-            // A blob naming a key this region never had is simply not a valid ciphertext here.
-            Err(e) if e.kind == ErrorKind::KmsNotFound => return Err(invalid()),
-            Err(e) => return Err(e),
-        };
         key.usable()?;
         let kek = key.version(version).ok_or_else(invalid)?;
         let plaintext = kek.decrypt_kms(blob, &canonical_context(context)).map_err(|_| invalid())?;
@@ -898,7 +999,8 @@ impl Service {
         let mut raw = vec![0u8; bytes];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
         let plaintext = SecretBytes::new(raw);
-        let (key_arn, ciphertext) = self.kms_encrypt(ctx, key_ref, &plaintext, context).await?;
+        let action = if with_plaintext { "kms:GenerateDataKey" } else { "kms:GenerateDataKeyWithoutPlaintext" };
+        let (key_arn, ciphertext) = self.encrypt_as(ctx, action, key_ref, &plaintext, context).await?;
         Ok(DataKey { key_arn, plaintext: with_plaintext.then_some(plaintext), ciphertext })
     }
 
@@ -913,8 +1015,9 @@ impl Service {
         destination_key: &str,
         destination_context: &BTreeMap<String, String>,
     ) -> ServiceResult<(String, String, Vec<u8>)> {
-        let decrypted = self.kms_decrypt(ctx, blob, source_context, source_key).await?;
-        let (dest_arn, out) = self.kms_encrypt(ctx, destination_key, &decrypted.plaintext, destination_context).await?;
+        let decrypted = self.decrypt_as(ctx, "kms:ReEncryptFrom", blob, source_context, source_key).await?;
+        let (dest_arn, out) =
+            self.encrypt_as(ctx, "kms:ReEncryptTo", destination_key, &decrypted.plaintext, destination_context).await?;
         Ok((decrypted.key_arn, dest_arn, out))
     }
 }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use coffer_crypto::{envelope_kek, EnvelopeKek};
 use coffer_store::EnvelopeSwap;
 
-use super::{LoadedKey, SECRETS_MANAGER_DEFAULT_ALIAS, SSM_DEFAULT_ALIAS};
+use super::{must_authorize, LoadedKey, SECRETS_MANAGER_DEFAULT_ALIAS, SSM_DEFAULT_ALIAS};
+use crate::context::RequestContext;
 use crate::error::ServiceResult;
+use crate::iam::Access;
 use crate::parameters::ops::ParameterWalk;
 use crate::Service;
 
@@ -179,7 +181,17 @@ impl Service {
         Ok(Some(report))
     }
 
-    /// One re-wrap pass over every secret and SecureString parameter of a region.
+    /// Coffer's `CofferKms.Rewrap`: a re-wrap pass over the caller's region, for callers allowed
+    /// `coffer:RewrapKeys` (on `*`).
+    pub async fn rewrap_keys(&self, ctx: &RequestContext) -> ServiceResult<RewrapReport> {
+        if must_authorize(ctx, false) {
+            self.authorize(ctx, &Access::new("coffer:RewrapKeys", "*")).await?;
+        }
+        self.rewrap_region(&ctx.region).await
+    }
+
+    /// One re-wrap pass over every secret and SecureString parameter of a region (the server's own
+    /// work; API callers go through [`rewrap_keys`](Self::rewrap_keys)).
     pub async fn rewrap_region(&self, region: &str) -> ServiceResult<RewrapReport> {
         let mut report = RewrapReport::default();
         let mut keys = PassKeys { service: self, region, by_id: HashMap::new(), by_ref: HashMap::new() };

@@ -2,6 +2,7 @@
 //! version history limit. These are the rules every Parameter Store operation applies; the operations
 //! themselves build on them.
 
+mod access;
 pub(crate) mod cache;
 pub mod labels;
 pub mod names;

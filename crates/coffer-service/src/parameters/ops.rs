@@ -16,7 +16,7 @@ use super::names::{name_from_id, parameter_arn, parse_selector, validate_name, v
 use super::version_to_drop;
 use crate::context::RequestContext;
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
-use crate::kms::{envelope_key_ids, LoadedKey, SSM_DEFAULT_ALIAS};
+use crate::kms::{envelope_key_ids, must_authorize, LoadedKey, SSM_DEFAULT_ALIAS};
 use crate::Service;
 
 const STANDARD_MAX_VALUE: usize = 4096;
@@ -316,6 +316,14 @@ impl Service {
 
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let existing = self.store.load_parameter(&ctx.region, name).await?;
+            self.authorize_parameter(ctx, "ssm:PutParameter", name, existing.as_ref(), |a| {
+                if input.tags.is_empty() {
+                    a
+                } else {
+                    a.request_tags(&input.tags)
+                }
+            })
+            .await?;
             let latest = existing.as_ref().and_then(|p| p.versions.last());
             if existing.is_some() && !input.overwrite {
                 return Err(ServiceError::already_exists(
@@ -403,6 +411,7 @@ impl Service {
             // keeps unencrypted) are still sealed at rest, under the master key.
             let sealed = if parameter_type == "SecureString" {
                 let key = self.parameter_key(&ctx.region, key_id.as_deref()).await?;
+                self.authorize_parameter_sealing(ctx, &key, &tier).await?;
                 key.newest()?.seal(&mut rng, value.expose(), &aad)
             } else {
                 self.keyring.seal(&mut rng, value.expose(), &aad)
@@ -500,10 +509,25 @@ impl Service {
     }
 
     pub async fn get_parameter(&self, ctx: &RequestContext, id: &str, decrypt: bool) -> ServiceResult<ParameterValue> {
+        self.get_parameter_as(ctx, "ssm:GetParameter", id, decrypt).await
+    }
+
+    /// GetParameter, authorized as `action` (GetParameter, or GetParameters for each of its names).
+    async fn get_parameter_as(
+        &self,
+        ctx: &RequestContext,
+        action: &str,
+        id: &str,
+        decrypt: bool,
+    ) -> ServiceResult<ParameterValue> {
         let (name, selector) = parse_selector(id)?;
-        let p = self.load_live_parameter(&ctx.region, &name).await?.ok_or_else(|| not_found(id))?;
+        let p = self.load_live_parameter(&ctx.region, &name).await?;
+        self.authorize_parameter(ctx, action, &name, p.as_deref(), |a| a).await?;
+        let p = p.ok_or_else(|| not_found(id))?;
         let v = Self::select(&p, &selector, id)?;
-        self.warm_keys(&p.region, Self::parameter_key_ids([v], decrypt)).await?;
+        let key_ids = Self::parameter_key_ids([v], decrypt);
+        self.warm_keys(&p.region, &key_ids).await?;
+        self.authorize_parameter_opening(ctx, &key_ids).await?;
         self.parameter_value(&p, v, &selector, decrypt)
     }
 
@@ -524,8 +548,9 @@ impl Service {
             }
         }
         let (mut found, mut invalid) = (Vec::new(), Vec::new());
+        // Every name must be allowed: one that is not fails the whole call.
         for id in unique {
-            match self.get_parameter(ctx, id, decrypt).await {
+            match self.get_parameter_as(ctx, "ssm:GetParameters", id, decrypt).await {
                 Ok(v) => found.push(v),
                 Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::VersionNotFound) => {
                     invalid.push(id.clone())
@@ -547,6 +572,7 @@ impl Service {
         let path = validate_path(path)?;
         let limit = max_results(max, 10, "maxResults")?;
         let after = decode_token(next_token)?;
+        self.authorize_parameter(ctx, "ssm:GetParametersByPath", &path, None, |a| a).await?;
         // The page's names come from an index-only range scan; the parameters themselves from the read
         // cache GetParameter uses (loading the misses), so a warm page costs one small query.
         let names = self
@@ -568,8 +594,12 @@ impl Service {
                 page.push(p);
             }
         }
-        let key_ids = Self::parameter_key_ids(page.iter().filter_map(|p| p.versions.last()), decrypt);
-        self.warm_keys(&ctx.region, key_ids).await?;
+        let key_ids = Self::parameter_key_ids(
+            page.iter().filter(|p| Self::parameter_passes(filters, p)).filter_map(|p| p.versions.last()),
+            decrypt,
+        );
+        self.warm_keys(&ctx.region, &key_ids).await?;
+        self.authorize_parameter_opening(ctx, &key_ids).await?;
         let mut items = Vec::with_capacity(limit);
         // As in SSM, filters apply within the page: a page may come back short with a NextToken.
         for p in page.iter().filter(|p| Self::parameter_passes(filters, p)) {
@@ -597,9 +627,12 @@ impl Service {
             }
             None => 0,
         };
-        let p = self.load_live_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+        let p = self.load_live_parameter(&ctx.region, name).await?;
+        self.authorize_parameter(ctx, "ssm:GetParameterHistory", name, p.as_deref(), |a| a).await?;
+        let p = p.ok_or_else(|| not_found(name))?;
         let key_ids = Self::parameter_key_ids(p.versions.iter().skip(offset).take(limit), decrypt);
-        self.warm_keys(&p.region, key_ids).await?;
+        self.warm_keys(&p.region, &key_ids).await?;
+        self.authorize_parameter_opening(ctx, &key_ids).await?;
         let mut items = Vec::new();
         for v in p.versions.iter().skip(offset).take(limit) {
             items.push(ParameterHistoryEntry {
@@ -614,9 +647,18 @@ impl Service {
     }
 
     pub async fn delete_parameter(&self, ctx: &RequestContext, id: &str) -> ServiceResult<()> {
+        self.delete_parameter_as(ctx, Some("ssm:DeleteParameter"), id).await
+    }
+
+    /// DeleteParameter, authorized as `action` (`None`: the caller already was).
+    async fn delete_parameter_as(&self, ctx: &RequestContext, action: Option<&str>, id: &str) -> ServiceResult<()> {
         let name = name_from_id(id);
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+            let p = self.store.load_parameter(&ctx.region, name).await?;
+            if let Some(action) = action {
+                self.authorize_parameter(ctx, action, name, p.as_ref(), |a| a).await?;
+            }
+            let p = p.ok_or_else(|| not_found(name))?;
             let write = ParameterWrite::Delete {
                 region: p.region.clone(),
                 name: p.name.clone(),
@@ -644,9 +686,17 @@ impl Service {
         if ids.is_empty() || ids.len() > 10 {
             return Err(ServiceError::validation("DeleteParameters accepts between 1 and 10 names."));
         }
+        // Every name must be allowed before any is deleted: one that is not fails the whole call.
+        if must_authorize(ctx, false) {
+            for id in ids {
+                let name = name_from_id(id);
+                let p = self.load_live_parameter(&ctx.region, name).await?;
+                self.authorize_parameter(ctx, "ssm:DeleteParameters", name, p.as_deref(), |a| a).await?;
+            }
+        }
         let (mut deleted, mut invalid) = (Vec::new(), Vec::new());
         for id in ids {
-            match self.delete_parameter(ctx, id).await {
+            match self.delete_parameter_as(ctx, None, id).await {
                 Ok(()) => deleted.push(id.clone()),
                 Err(e) if e.kind == ErrorKind::NotFound => invalid.push(id.clone()),
                 Err(e) => return Err(e),
@@ -668,7 +718,7 @@ impl Service {
             return Err(ServiceError::validation("Labels must contain between 1 and 10 labels."));
         }
         let name = name_from_id(id);
-        self.change_parameter_metadata(ctx, name, |p| {
+        self.change_parameter_metadata(ctx, name, &[MetadataAction::Plain("ssm:LabelParameterVersion")], |p| {
             let target = match version {
                 Some(v) => Self::select(p, &Selector::Version(v), name)?.version,
                 None => p.versions.last().map(|v| v.version).ok_or_else(|| not_found(name))?,
@@ -825,6 +875,7 @@ impl Service {
         validate_filters(filters, false)?;
         let limit = max_results(max, 50, "maxResults")?;
         let mut after = decode_token(next_token)?;
+        self.authorize_parameters_action(ctx, "ssm:DescribeParameters").await?;
         let mut items = Vec::new();
         loop {
             let chunk = self
@@ -880,7 +931,7 @@ impl Service {
             return Err(ServiceError::validation("Labels must contain between 1 and 10 labels."));
         }
         let name = name_from_id(id);
-        self.change_parameter_metadata(ctx, name, |p| {
+        self.change_parameter_metadata(ctx, name, &[MetadataAction::Plain("ssm:UnlabelParameterVersion")], |p| {
             let v = Self::select(p, &Selector::Version(version), name)?;
             let (removed, invalid): (Vec<String>, Vec<String>) =
                 labels.iter().cloned().partition(|l| v.labels.contains(l));
@@ -902,7 +953,18 @@ impl Service {
     ) -> ServiceResult<Vec<Tag>> {
         crate::secrets::validate::tags(add)?;
         let name = name_from_id(id);
-        self.change_parameter_metadata(ctx, name, |p| {
+        // AddTagsToResource, RemoveTagsFromResource, or (changing nothing) ListTagsForResource.
+        let mut actions = Vec::with_capacity(2);
+        if !add.is_empty() {
+            actions.push(MetadataAction::AddTags(add));
+        }
+        if !remove.is_empty() {
+            actions.push(MetadataAction::RemoveTags(remove));
+        }
+        if actions.is_empty() {
+            actions.push(MetadataAction::Plain("ssm:ListTagsForResource"));
+        }
+        self.change_parameter_metadata(ctx, name, &actions, |p| {
             let mut tags = p.tags.clone();
             crate::secrets::validate::merge_tags(&mut tags, add);
             tags.retain(|t| !remove.contains(&t.key));
@@ -914,6 +976,15 @@ impl Service {
         })
         .await
     }
+}
+
+/// What a tag or label change is authorized as.
+enum MetadataAction<'a> {
+    Plain(&'static str),
+    /// `ssm:AddTagsToResource`, with the request's tags.
+    AddTags(&'a [Tag]),
+    /// `ssm:RemoveTagsFromResource`, with `aws:TagKeys`.
+    RemoveTags(&'a [String]),
 }
 
 /// A change to an existing parameter's tags or labels (no new version).
@@ -929,10 +1000,28 @@ impl Service {
         &self,
         ctx: &RequestContext,
         name: &str,
+        actions: &[MetadataAction<'_>],
         mut decide: impl FnMut(&ParameterState) -> ServiceResult<(Option<MetadataChange>, R)>,
     ) -> ServiceResult<R> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let p = self.store.load_parameter(&ctx.region, name).await?.ok_or_else(|| not_found(name))?;
+            let p = self.store.load_parameter(&ctx.region, name).await?;
+            for action in actions {
+                let p = p.as_ref();
+                match action {
+                    MetadataAction::Plain(action) => self.authorize_parameter(ctx, action, name, p, |a| a).await?,
+                    MetadataAction::AddTags(tags) => {
+                        self.authorize_parameter(ctx, "ssm:AddTagsToResource", name, p, |a| a.request_tags(tags))
+                            .await?
+                    }
+                    MetadataAction::RemoveTags(keys) => {
+                        self.authorize_parameter(ctx, "ssm:RemoveTagsFromResource", name, p, |a| {
+                            a.keys("aws:TagKeys", keys.to_vec())
+                        })
+                        .await?
+                    }
+                }
+            }
+            let p = p.ok_or_else(|| not_found(name))?;
             let (change, output) = decide(&p)?;
             let Some(change) = change else { return Ok(output) };
             let write = ParameterWrite::Update {

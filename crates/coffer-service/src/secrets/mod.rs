@@ -2,6 +2,7 @@
 //! resource policies. Every operation takes the caller's [`RequestContext`] and typed input, decides the
 //! whole change here, and hands the store one compare-and-swap write.
 
+mod access;
 pub mod labels;
 pub mod list;
 pub mod validate;
@@ -15,7 +16,8 @@ use crate::arn::{has_random_suffix, new_secret_arn, parse_secret_arn};
 use crate::clock::{start_of_day, MILLIS_PER_DAY};
 use crate::context::RequestContext;
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
-use crate::kms::{envelope_key_ids, LoadedKey, SECRETS_MANAGER_DEFAULT_ALIAS};
+use crate::iam::Access;
+use crate::kms::{envelope_key_ids, must_authorize, LoadedKey, SECRETS_MANAGER_DEFAULT_ALIAS};
 use crate::password::{generate_password, PasswordRules};
 use crate::Service;
 use labels::{LabelBoard, AWSCURRENT};
@@ -361,7 +363,7 @@ impl Service {
     /// Loads the keys the secret's versions are sealed under, so the synchronous paths can open them.
     async fn warm_secret_keys(&self, state: &SecretState) -> ServiceResult<()> {
         let ids = envelope_key_ids(state.versions.iter().map(|v| v.envelope.as_slice()));
-        self.warm_keys(&state.secret.region, ids).await
+        self.warm_keys(&state.secret.region, &ids).await
     }
 
     fn seal_value(&self, arn: &str, version_id: &str, value: &SecretValue, key: &LoadedKey) -> ServiceResult<Vec<u8>> {
@@ -468,9 +470,18 @@ impl Service {
             },
         };
 
-        let key = self.secret_key(&ctx.region, input.kms_key_id.as_deref()).await?;
-        let now = self.clock.now_millis();
         let arn = new_secret_arn(&ctx.region, &self.config.account_id, &input.name, &mut rand::rngs::OsRng);
+        if must_authorize(ctx, false) {
+            let access = Access::new("secretsmanager:CreateSecret", &arn)
+                .key("secretsmanager:Name", input.name.as_str())
+                .request_tags(&input.tags);
+            self.authorize(ctx, &with_kms_key_id(access, input.kms_key_id.as_deref())).await?;
+        }
+        let key = self.secret_key(&ctx.region, input.kms_key_id.as_deref()).await?;
+        if input.value.is_some() {
+            self.authorize_sealing(ctx, &key).await?;
+        }
+        let now = self.clock.now_millis();
         let mut tags = Vec::new();
         validate::merge_tags(&mut tags, &input.tags);
         let secret = SecretRecord {
@@ -551,10 +562,22 @@ impl Service {
         if let Some(s) = &input.version_stage {
             validate::staging_label(s)?;
         }
-        let state = self.resolve(ctx, &input.secret_id, false).await?;
+        let state = self
+            .authorized_secret(ctx, "secretsmanager:GetSecretValue", &input.secret_id, |mut a| {
+                if let Some(v) = &input.version_id {
+                    a = a.key("secretsmanager:VersionId", v.as_str());
+                }
+                if let Some(s) = &input.version_stage {
+                    a = a.key("secretsmanager:VersionStage", s.as_str());
+                }
+                a
+            })
+            .await?;
         not_deleted(&state)?;
         let version = select_version(&state, input.version_id.as_deref(), input.version_stage.as_deref())?;
-        self.warm_keys(&state.secret.region, envelope_key_ids([version.envelope.as_slice()])).await?;
+        let key_ids = envelope_key_ids([version.envelope.as_slice()]);
+        self.warm_keys(&state.secret.region, &key_ids).await?;
+        self.authorize_opening(ctx, &state.secret.region, &key_ids).await?;
         let value = self.open_value(&state.secret, version)?;
         self.note_access(&state);
         Ok(SecretValueOutput {
@@ -565,6 +588,25 @@ impl Service {
             version_stages: version.stages.clone(),
             created: version.created,
         })
+    }
+
+    /// GetParameter on `/aws/reference/secretsmanager/<secret-id>`: a secret read through Parameter
+    /// Store, as AWS allows. The caller needs `ssm:GetParameter` on the reference's parameter ARN and
+    /// `secretsmanager:GetSecretValue` on the secret (with `kms:Decrypt` under a customer key); the
+    /// secret's description comes with the value (no `secretsmanager:DescribeSecret` needed).
+    pub async fn get_secret_reference(
+        &self,
+        ctx: &RequestContext,
+        parameter_name: &str,
+        input: GetSecretValueInput,
+    ) -> ServiceResult<(SecretValueOutput, SecretDescription)> {
+        if must_authorize(ctx, false) {
+            let arn = crate::parameters::parameter_arn(&ctx.region, &self.config.account_id, parameter_name);
+            self.authorize(ctx, &Access::new("ssm:GetParameter", &arn)).await?;
+        }
+        let value = self.get_secret_value(ctx, input).await?;
+        let state = self.resolve(ctx, &value.arn, false).await?;
+        Ok((value, describe(&state)))
     }
 
     /// Records LastAccessedDate (day-granular, as AWS reports it) at most once per secret per day,
@@ -600,6 +642,9 @@ impl Service {
             }
             _ => {}
         }
+        // Each secret's value also needs secretsmanager:GetSecretValue on it: a denied one is listed
+        // in Errors (AccessDeniedException), as in AWS.
+        self.authorize_secrets_action(ctx, "secretsmanager:BatchGetSecretValue").await?;
         if let Some(ids) = input.secret_ids {
             if ids.is_empty() || ids.len() > 20 {
                 return Err(ServiceError::invalid_parameter("SecretIdList must contain between 1 and 20 secret ids."));
@@ -665,8 +710,13 @@ impl Service {
         }
         stages.iter().try_for_each(|s| validate::staging_label(s))?;
         let now = self.clock.now_millis();
-        let current = self.resolve(ctx, &input.secret_id, false).await?;
+        let current = self
+            .authorized_secret(ctx, "secretsmanager:PutSecretValue", &input.secret_id, |a| {
+                a.keys("secretsmanager:VersionStage", stages.clone())
+            })
+            .await?;
         let key = self.secret_key(&current.secret.region, current.secret.kms_key_id.as_deref()).await?;
+        self.authorize_sealing(ctx, &key).await?;
         self.warm_secret_keys(&current).await?;
         self.modify(ctx, &input.secret_id, |state| {
             not_deleted(state)?;
@@ -695,10 +745,18 @@ impl Service {
             None => None,
         };
         let now = self.clock.now_millis();
-        let current = self.resolve(ctx, &input.secret_id, false).await?;
+        let current = self
+            .authorized_secret(ctx, "secretsmanager:UpdateSecret", &input.secret_id, |a| {
+                with_kms_key_id(a, input.kms_key_id.as_deref())
+            })
+            .await?;
         let key_ref = input.kms_key_id.as_deref().or(current.secret.kms_key_id.as_deref());
         // A new KmsKeyId must name a usable key even when no value comes with it.
         let key = self.secret_key(&current.secret.region, key_ref).await?;
+        // A new value, or the labelled versions moving to a new key, are sealed under it.
+        if input.value.is_some() || (input.kms_key_id.is_some() && input.kms_key_id != current.secret.kms_key_id) {
+            self.authorize_sealing(ctx, &key).await?;
+        }
         self.warm_secret_keys(&current).await?;
         let identity = self
             .modify(ctx, &input.secret_id, |state| {
@@ -746,7 +804,7 @@ impl Service {
     }
 
     pub async fn describe_secret(&self, ctx: &RequestContext, secret_id: &str) -> ServiceResult<SecretDescription> {
-        let state = self.resolve(ctx, secret_id, false).await?;
+        let state = self.authorized_secret(ctx, "secretsmanager:DescribeSecret", secret_id, |a| a).await?;
         Ok(describe(&state))
     }
 
@@ -768,6 +826,7 @@ impl Service {
             }
         };
         let offset = list::decode_token(input.next_token.as_deref())?;
+        self.authorize_secrets_action(ctx, "secretsmanager:ListSecrets").await?;
         let mut records: Vec<SecretRecord> = self
             .store
             .list_secrets(&ctx.region)
@@ -796,7 +855,7 @@ impl Service {
     ) -> ServiceResult<ListVersionIdsOutput> {
         let page_size = validate::max_results(input.max_results, 100)?.unwrap_or(100);
         let offset = list::decode_token(input.next_token.as_deref())?;
-        let state = self.resolve(ctx, &input.secret_id, false).await?;
+        let state = self.authorized_secret(ctx, "secretsmanager:ListSecretVersionIds", &input.secret_id, |a| a).await?;
         self.warm_secret_keys(&state).await?;
         let versions: Vec<VersionSummary> = state
             .versions
@@ -833,6 +892,10 @@ impl Service {
         if let Some(v) = &input.remove_from_version_id {
             validate::version_id(v, "RemoveFromVersionId")?;
         }
+        self.authorized_secret(ctx, "secretsmanager:UpdateSecretVersionStage", &input.secret_id, |a| {
+            a.key("secretsmanager:VersionStage", input.version_stage.as_str())
+        })
+        .await?;
         let now = self.clock.now_millis();
         self.modify(ctx, &input.secret_id, |state| {
             not_deleted(state)?;
@@ -927,6 +990,29 @@ impl Service {
             }
         }
         let now = self.clock.now_millis();
+        let authorized = self
+            .authorized_secret(ctx, "secretsmanager:DeleteSecret", &input.secret_id, |mut a| {
+                if let Some(days) = input.recovery_window_in_days {
+                    a = a.key("secretsmanager:RecoveryWindowInDays", days.to_string());
+                }
+                if let Some(force) = input.force_delete_without_recovery {
+                    a = a.key("secretsmanager:ForceDeleteWithoutRecovery", force.to_string());
+                }
+                a
+            })
+            .await;
+        match authorized {
+            Ok(_) => {}
+            // Forcing the deletion of a secret that does not exist is not an error in Secrets Manager.
+            Err(e) if force && e.kind == ErrorKind::NotFound => {
+                return Ok(DeleteSecretOutput {
+                    arn: input.secret_id.clone(),
+                    name: input.secret_id,
+                    deletion_date: now,
+                })
+            }
+            Err(e) => return Err(e),
+        }
         let window_days = input.recovery_window_in_days.unwrap_or(30);
         let result = self
             .modify(ctx, &input.secret_id, |state| {
@@ -964,6 +1050,7 @@ impl Service {
     }
 
     pub async fn restore_secret(&self, ctx: &RequestContext, secret_id: &str) -> ServiceResult<SecretIdentity> {
+        self.authorized_secret(ctx, "secretsmanager:RestoreSecret", secret_id, |a| a).await?;
         self.modify(ctx, secret_id, |state| {
             let identity =
                 SecretIdentity { arn: state.secret.arn.clone(), name: state.secret.name.clone(), version_id: None };
@@ -979,6 +1066,7 @@ impl Service {
 
     pub async fn tag_resource(&self, ctx: &RequestContext, secret_id: &str, tags: Vec<Tag>) -> ServiceResult<()> {
         validate::tags(&tags)?;
+        self.authorized_secret(ctx, "secretsmanager:TagResource", secret_id, |a| a.request_tags(&tags)).await?;
         self.modify(ctx, secret_id, |state| {
             not_deleted(state)?;
             let mut secret = state.secret.clone();
@@ -991,6 +1079,8 @@ impl Service {
 
     pub async fn untag_resource(&self, ctx: &RequestContext, secret_id: &str, keys: Vec<String>) -> ServiceResult<()> {
         validate::tag_keys(&keys)?;
+        self.authorized_secret(ctx, "secretsmanager:UntagResource", secret_id, |a| a.keys("aws:TagKeys", keys.clone()))
+            .await?;
         self.modify(ctx, secret_id, |state| {
             not_deleted(state)?;
             let mut secret = state.secret.clone();
@@ -1003,7 +1093,8 @@ impl Service {
         .await
     }
 
-    pub fn get_random_password(&self, rules: &PasswordRules) -> ServiceResult<SecretBytes> {
+    pub async fn get_random_password(&self, ctx: &RequestContext, rules: &PasswordRules) -> ServiceResult<SecretBytes> {
+        self.authorize_secrets_action(ctx, "secretsmanager:GetRandomPassword").await?;
         generate_password(rules, &mut rand::rngs::OsRng).map(SecretBytes::from)
     }
 
@@ -1014,6 +1105,10 @@ impl Service {
         policy: &str,
         block_public_policy: bool,
     ) -> ServiceResult<SecretIdentity> {
+        self.authorized_secret(ctx, "secretsmanager:PutResourcePolicy", secret_id, |a| {
+            a.key("secretsmanager:BlockPublicPolicy", block_public_policy.to_string())
+        })
+        .await?;
         let parsed = check_policy_document(policy)?;
         if block_public_policy && grants_public_access(&parsed, policy) {
             return Err(ServiceError::new(
@@ -1037,7 +1132,7 @@ impl Service {
         ctx: &RequestContext,
         secret_id: &str,
     ) -> ServiceResult<ResourcePolicyOutput> {
-        let state = self.resolve(ctx, secret_id, false).await?;
+        let state = self.authorized_secret(ctx, "secretsmanager:GetResourcePolicy", secret_id, |a| a).await?;
         Ok(ResourcePolicyOutput {
             arn: state.secret.arn.clone(),
             name: state.secret.name.clone(),
@@ -1046,6 +1141,7 @@ impl Service {
     }
 
     pub async fn delete_resource_policy(&self, ctx: &RequestContext, secret_id: &str) -> ServiceResult<SecretIdentity> {
+        self.authorized_secret(ctx, "secretsmanager:DeleteResourcePolicy", secret_id, |a| a).await?;
         self.modify(ctx, secret_id, |state| {
             let identity =
                 SecretIdentity { arn: state.secret.arn.clone(), name: state.secret.name.clone(), version_id: None };
@@ -1065,8 +1161,11 @@ impl Service {
         secret_id: Option<&str>,
         policy: &str,
     ) -> ServiceResult<PolicyValidation> {
-        if let Some(id) = secret_id {
-            self.resolve(ctx, id, false).await?;
+        match secret_id {
+            Some(id) => {
+                self.authorized_secret(ctx, "secretsmanager:ValidateResourcePolicy", id, |a| a).await?;
+            }
+            None => self.authorize_secrets_action(ctx, "secretsmanager:ValidateResourcePolicy").await?,
         }
         Ok(match check_policy_document(policy) {
             Ok(_) => PolicyValidation { passed: true, errors: vec![] },
@@ -1093,6 +1192,14 @@ impl Service {
             self.cache.invalidate(&arn);
         }
         Ok(purged)
+    }
+}
+
+/// `secretsmanager:KmsKeyId` when the request names a key.
+fn with_kms_key_id<'a>(access: Access<'a>, kms_key_id: Option<&str>) -> Access<'a> {
+    match kms_key_id {
+        Some(k) => access.key("secretsmanager:KmsKeyId", k),
+        None => access,
     }
 }
 

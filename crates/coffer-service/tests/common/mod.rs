@@ -30,16 +30,12 @@ pub fn service() -> (Service, Arc<MemoryStore>, Arc<ManualClock>) {
 /// A request of the root user in `region`.
 pub fn root_ctx(region: &str) -> RequestContext {
     RequestContext {
-        principal: Principal {
-            arn: format!("arn:aws:iam::{ACCOUNT}:root"),
-            account_id: ACCOUNT.into(),
-            user_name: "root".into(),
-            access_key_id: "AKIATEST".into(),
-        },
+        principal: Principal::root(ACCOUNT, "AKIATEST"),
         region: region.into(),
         request_id: "req".into(),
         source_ip: None,
         user_agent: None,
         source: ActorSource::Api,
+        secure_transport: true,
     }
 }

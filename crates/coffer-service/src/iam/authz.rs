@@ -1,0 +1,189 @@
+//! Authorization of every request: the caller's identity-based policies (from the compiled
+//! [`IamSnapshot`](super::snapshot::IamSnapshot)) and the resource's policy, evaluated with AWS's
+//! logic — explicit deny, then any allow, else deny. The root user is allowed everything a resource
+//! policy does not explicitly deny; the server's own background work is not authorized.
+
+use std::sync::Arc;
+
+use coffer_policy::{Decision, DenyReason, Policy};
+use coffer_store::Tag;
+
+use super::snapshot::IamSnapshot;
+use crate::context::{ActorSource, PrincipalKind, RequestContext};
+use crate::error::{ErrorKind, ServiceError, ServiceResult};
+use crate::Service;
+
+/// One authorization question: may the caller perform `action` on `resource`?
+#[derive(Debug, Clone)]
+pub struct Access<'a> {
+    /// `service:Operation`, e.g. `secretsmanager:GetSecretValue`.
+    pub action: &'a str,
+    /// The resource's ARN (`*` for operations on no resource, such as listings).
+    pub resource: &'a str,
+    pub resource_policy: Option<&'a Policy>,
+    /// The resource's tags: `aws:ResourceTag/KEY` and `<service>:ResourceTag/KEY`.
+    pub resource_tags: &'a [Tag],
+    /// Service-specific condition keys of the request (`secretsmanager:SecretId`, `aws:TagKeys`, …).
+    pub keys: Vec<(String, Vec<String>)>,
+}
+
+impl<'a> Access<'a> {
+    pub fn new(action: &'a str, resource: &'a str) -> Self {
+        Access { action, resource, resource_policy: None, resource_tags: &[], keys: Vec::new() }
+    }
+
+    pub fn resource_policy(mut self, policy: Option<&'a Policy>) -> Self {
+        self.resource_policy = policy;
+        self
+    }
+
+    pub fn resource_tags(mut self, tags: &'a [Tag]) -> Self {
+        self.resource_tags = tags;
+        self
+    }
+
+    /// A single-valued condition key.
+    pub fn key(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.keys.push((key.to_string(), vec![value.into()]));
+        self
+    }
+
+    /// A multivalued condition key (an empty list is present and empty).
+    pub fn keys(mut self, key: &str, values: Vec<String>) -> Self {
+        self.keys.push((key.to_string(), values));
+        self
+    }
+
+    /// The request's tags: `aws:RequestTag/KEY` for each, and `aws:TagKeys`.
+    pub fn request_tags(mut self, tags: &[Tag]) -> Self {
+        for t in tags {
+            self.keys.push((format!("aws:RequestTag/{}", t.key), vec![t.value.clone()]));
+        }
+        self.keys.push(("aws:TagKeys".into(), tags.iter().map(|t| t.key.clone()).collect()));
+        self
+    }
+}
+
+/// The caller as policies see it: the ARN policies match, and the identity-based policies that apply.
+pub(crate) struct Caller {
+    /// The ARN in denial messages (a role session's own ARN).
+    pub arn: String,
+    pub policies: Arc<[Arc<Policy>]>,
+    pub base: coffer_policy::RequestContext,
+}
+
+impl Service {
+    /// The identity-based policies of a request's principal and its condition keys, for `action` on
+    /// `resource`. `None` for root.
+    pub(crate) fn caller_context(
+        &self,
+        snap: &IamSnapshot,
+        ctx: &RequestContext,
+        action: &str,
+        resource: &str,
+    ) -> Option<Caller> {
+        let p = &ctx.principal;
+        let mut policy_ctx = coffer_policy::RequestContext::new(p.arn.as_str(), action, resource)
+            .with_account(p.account_id.as_str())
+            .with_current_time_millis(self.clock.now_millis())
+            .with_secure_transport(ctx.secure_transport);
+        if let Some(ip) = &ctx.source_ip {
+            policy_ctx = policy_ctx.with_source_ip(ip.as_str());
+        }
+        if let Some(ua) = &ctx.user_agent {
+            policy_ctx = policy_ctx.with_value("aws:UserAgent", ua.as_str());
+        }
+        if let Some(session) = &p.session {
+            policy_ctx = policy_ctx
+                .with_mfa(session.mfa_authenticated)
+                .with_value("aws:TokenIssueTime", super::model::iso8601(session.issued));
+            if session.mfa_authenticated {
+                let age = (self.clock.now_millis() - session.issued).max(0) / 1000;
+                policy_ctx = policy_ctx.with_value("aws:MultiFactorAuthAge", age.to_string());
+            }
+        }
+        let no_policies: Arc<[Arc<Policy>]> = Arc::from(Vec::new());
+        let (policies, tags, userid) = match &p.kind {
+            PrincipalKind::Root => return None,
+            PrincipalKind::User { name } => {
+                policy_ctx = policy_ctx.with_username(name.as_str());
+                match snap.user(name) {
+                    Some(u) if p.session.as_ref().is_none_or(|s| s.entity_id == u.doc.user_id) => {
+                        (u.policies.clone(), u.doc.tags.as_slice(), u.doc.user_id.clone())
+                    }
+                    _ => (no_policies, &[][..], String::new()),
+                }
+            }
+            PrincipalKind::AssumedRole { role_name, session_name } => match snap.role(role_name) {
+                Some(r) if p.session.as_ref().is_some_and(|s| s.entity_id == r.doc.role_id) => {
+                    policy_ctx = policy_ctx.with_value("aws:PrincipalArn", r.arn.as_str());
+                    (r.policies.clone(), r.doc.tags.as_slice(), format!("{}:{session_name}", r.doc.role_id))
+                }
+                _ => (no_policies, &[][..], String::new()),
+            },
+        };
+        if !userid.is_empty() {
+            policy_ctx = policy_ctx.with_userid(userid);
+        }
+        for t in tags {
+            policy_ctx = policy_ctx.with_principal_tag(&t.key, t.value.as_str());
+        }
+        Some(Caller { arn: p.arn.clone(), policies, base: policy_ctx })
+    }
+
+    /// Authorizes one request, answering AccessDenied with AWS's message when it is not allowed.
+    pub async fn authorize(&self, ctx: &RequestContext, access: &Access<'_>) -> ServiceResult<()> {
+        if ctx.source == ActorSource::Scheduler {
+            return Ok(());
+        }
+        let root = ctx.principal.is_root();
+        if root && access.resource_policy.is_none() {
+            return Ok(());
+        }
+        let snap = self.iam.get(self.store.as_ref(), &self.config.account_id).await?;
+        let caller = match self.caller_context(&snap, ctx, access.action, access.resource) {
+            Some(c) => c,
+            None => Caller {
+                arn: ctx.principal.arn.clone(),
+                policies: Arc::from(Vec::new()),
+                base: coffer_policy::RequestContext::new(ctx.principal.arn.as_str(), access.action, access.resource)
+                    .with_current_time_millis(self.clock.now_millis())
+                    .with_secure_transport(ctx.secure_transport),
+            },
+        };
+        let policy_ctx = with_request_keys(caller.base, access);
+        let identity = caller.policies.iter().map(|p| p.as_ref());
+        let decision = coffer_policy::decide(identity.clone(), access.resource_policy, &policy_ctx);
+        let denied = match decision {
+            Decision::Allow => return Ok(()),
+            // Root answers only to a resource policy's explicit deny.
+            Decision::ImplicitDeny if root => return Ok(()),
+            Decision::ExplicitDeny => coffer_policy::evaluate(identity, access.resource_policy, &policy_ctx)
+                .deny_reason
+                .unwrap_or(DenyReason::ExplicitIdentityDeny),
+            Decision::ImplicitDeny => DenyReason::NoAllow,
+        };
+        Err(ServiceError::new(
+            ErrorKind::AccessDenied,
+            coffer_policy::denial_message(&caller.arn, access.action, access.resource, denied),
+        ))
+    }
+}
+
+/// Adds an access's resource tags and request keys to a caller's context.
+pub(crate) fn with_request_keys(
+    mut policy_ctx: coffer_policy::RequestContext,
+    access: &Access<'_>,
+) -> coffer_policy::RequestContext {
+    let service = access.action.split(':').next().unwrap_or_default();
+    for t in access.resource_tags {
+        policy_ctx = policy_ctx.with_value(&format!("aws:ResourceTag/{}", t.key), t.value.as_str());
+        if !service.is_empty() && service != "*" {
+            policy_ctx = policy_ctx.with_value(&format!("{service}:ResourceTag/{}", t.key), t.value.as_str());
+        }
+    }
+    for (key, values) in &access.keys {
+        policy_ctx = policy_ctx.with_values(key, values.iter().cloned());
+    }
+    policy_ctx
+}
