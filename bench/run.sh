@@ -124,7 +124,7 @@ for peer in $PEERS; do
             >"$work/iam-credentials"; }; then
         drop_peer coffer-iam "creating the IAM user failed"; continue
       fi
-      endpoint[coffer-iam]=${endpoint[coffer]}
+      endpoint[coffer-iam]=${endpoint[coffer]}; pid_of[coffer-iam]=${pid_of[coffer]}
       auth[coffer-iam]="--credentials-file $work/iam-credentials"
       # The coffer peer's setup creates the key space both use.
       secrets[coffer-iam]=$SECRETS; setup_c[coffer-iam]=0

@@ -97,6 +97,11 @@ impl Pattern {
 
     /// Matches `text`; `ci` compares characters case-insensitively. A variable whose key is missing
     /// from the context (and has no default) makes the pattern match nothing.
+    /// Whether the pattern holds a policy variable (its match reads the request context).
+    pub(crate) fn has_vars(&self) -> bool {
+        self.has_vars
+    }
+
     pub(crate) fn matches(&self, text: &str, ci: bool, ctx: &RequestContext) -> bool {
         if !self.has_vars {
             return glob(&self.segs, text, ci);

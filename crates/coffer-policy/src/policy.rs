@@ -273,6 +273,15 @@ impl Policy {
         self.document_id.as_deref()
     }
 
+    /// Whether evaluating this policy reads any condition key: a Condition, or a policy variable in an
+    /// Action or Resource. When none of a request's policies does, the request's condition keys need
+    /// not be gathered at all — only the principal, action and resource matter.
+    pub fn uses_condition_keys(&self) -> bool {
+        self.statements
+            .iter()
+            .any(|s| !s.conditions.is_empty() || s.actions.iter().chain(s.resources.iter()).any(|p| p.has_vars()))
+    }
+
     pub fn statements(&self) -> &[Statement] {
         &self.statements
     }

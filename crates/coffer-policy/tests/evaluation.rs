@@ -414,3 +414,24 @@ fn resource_grant_tells_direct_from_account_delegation() {
     let ctx = RequestContext::new(BOB, "sts:TagSession", ROLE);
     assert_eq!(resource_grant(&trust(BOB, "Allow"), &ctx), ResourceGrant::Nothing);
 }
+
+#[test]
+fn policies_say_whether_they_read_condition_keys() {
+    let plain = identity(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:Get*","Resource":"*"}]}"#,
+    );
+    let conditioned = identity(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#,
+    );
+    let variable = identity(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*AccessKey*","Resource":"arn:aws:iam::*:user/${aws:username}"}]}"#,
+    );
+    // Version 2008-10-17 has no policy variables: `${...}` is literal text there.
+    let old = identity(
+        r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"iam:*","Resource":"arn:aws:iam::*:user/${aws:username}"}]}"#,
+    );
+    assert!(!plain.uses_condition_keys());
+    assert!(conditioned.uses_condition_keys());
+    assert!(variable.uses_condition_keys());
+    assert!(!old.uses_condition_keys());
+}

@@ -66,8 +66,6 @@ impl<'a> Access<'a> {
 
 /// The caller as policies see it: the ARN policies match, and the identity-based policies that apply.
 pub(crate) struct Caller {
-    /// The ARN in denial messages (a role session's own ARN).
-    pub arn: String,
     pub policies: Arc<[Arc<Policy>]>,
     pub base: coffer_policy::RequestContext,
 }
@@ -128,7 +126,7 @@ impl Service {
         for t in tags {
             policy_ctx = policy_ctx.with_principal_tag(&t.key, t.value.as_str());
         }
-        Some(Caller { arn: p.arn.clone(), policies, base: policy_ctx })
+        Some(Caller { policies, base: policy_ctx })
     }
 
     /// Authorizes one request, answering AccessDenied with AWS's message when it is not allowed.
@@ -141,10 +139,19 @@ impl Service {
             return Ok(());
         }
         let snap = self.iam.get(self.store.as_ref(), &self.config.account_id).await?;
+        let resource_uses_keys = access.resource_policy.is_some_and(|p| p.uses_condition_keys());
+        // Most policies match on action and resource alone: then the request's condition keys are
+        // not gathered (the hot path builds no key map).
+        if !resource_uses_keys {
+            if let Some((policies, false)) = self.caller_policies(&snap, ctx) {
+                let policy_ctx =
+                    coffer_policy::RequestContext::new(ctx.principal.arn.as_str(), access.action, access.resource);
+                return self.decide(ctx, root, &policies, access, &policy_ctx);
+            }
+        }
         let caller = match self.caller_context(&snap, ctx, access.action, access.resource) {
             Some(c) => c,
             None => Caller {
-                arn: ctx.principal.arn.clone(),
                 policies: Arc::from(Vec::new()),
                 base: coffer_policy::RequestContext::new(ctx.principal.arn.as_str(), access.action, access.resource)
                     .with_current_time_millis(self.clock.now_millis())
@@ -152,20 +159,53 @@ impl Service {
             },
         };
         let policy_ctx = with_request_keys(caller.base, access);
-        let identity = caller.policies.iter().map(|p| p.as_ref());
-        let decision = coffer_policy::decide(identity.clone(), access.resource_policy, &policy_ctx);
+        self.decide(ctx, root, &caller.policies, access, &policy_ctx)
+    }
+
+    /// The caller's identity-based policies and whether any reads a condition key; `None` for root.
+    /// A principal whose user or role is gone (or was re-created since its session began) has none.
+    fn caller_policies(&self, snap: &IamSnapshot, ctx: &RequestContext) -> Option<(Arc<[Arc<Policy>]>, bool)> {
+        let p = &ctx.principal;
+        match &p.kind {
+            PrincipalKind::Root => None,
+            PrincipalKind::User { name } => Some(match snap.user(name) {
+                Some(u) if p.session.as_ref().is_none_or(|s| s.entity_id == u.doc.user_id) => {
+                    (u.policies.clone(), u.uses_keys)
+                }
+                _ => (Arc::from(Vec::new()), false),
+            }),
+            PrincipalKind::AssumedRole { role_name, .. } => Some(match snap.role(role_name) {
+                Some(r) if p.session.as_ref().is_some_and(|s| s.entity_id == r.doc.role_id) => {
+                    (r.policies.clone(), r.uses_keys)
+                }
+                _ => (Arc::from(Vec::new()), false),
+            }),
+        }
+    }
+
+    /// Evaluates and answers AccessDenied with AWS's message when not allowed.
+    fn decide(
+        &self,
+        ctx: &RequestContext,
+        root: bool,
+        policies: &[Arc<Policy>],
+        access: &Access<'_>,
+        policy_ctx: &coffer_policy::RequestContext,
+    ) -> ServiceResult<()> {
+        let identity = policies.iter().map(|p| p.as_ref());
+        let decision = coffer_policy::decide(identity.clone(), access.resource_policy, policy_ctx);
         let denied = match decision {
             Decision::Allow => return Ok(()),
             // Root answers only to a resource policy's explicit deny.
             Decision::ImplicitDeny if root => return Ok(()),
-            Decision::ExplicitDeny => coffer_policy::evaluate(identity, access.resource_policy, &policy_ctx)
+            Decision::ExplicitDeny => coffer_policy::evaluate(identity, access.resource_policy, policy_ctx)
                 .deny_reason
                 .unwrap_or(DenyReason::ExplicitIdentityDeny),
             Decision::ImplicitDeny => DenyReason::NoAllow,
         };
         Err(ServiceError::new(
             ErrorKind::AccessDenied,
-            coffer_policy::denial_message(&caller.arn, access.action, access.resource, denied),
+            coffer_policy::denial_message(&ctx.principal.arn, access.action, access.resource, denied),
         ))
     }
 }

@@ -54,6 +54,8 @@ pub struct UserEntry {
     pub doc: UserDoc,
     /// Every identity-based policy that applies to the user.
     pub policies: Arc<[Arc<Policy>]>,
+    /// Whether any of them reads a condition key (else authorization skips gathering them).
+    pub uses_keys: bool,
 }
 
 pub struct RoleEntry {
@@ -62,6 +64,7 @@ pub struct RoleEntry {
     pub revision: u64,
     pub doc: RoleDoc,
     pub policies: Arc<[Arc<Policy>]>,
+    pub uses_keys: bool,
     pub trust: Option<Arc<Policy>>,
 }
 
@@ -227,6 +230,7 @@ impl IamSnapshot {
                     arn: user_arn(account, &doc.path, &record.name),
                     revision: record.revision,
                     doc,
+                    uses_keys: policies.iter().any(|p| p.uses_condition_keys()),
                     policies: policies.into(),
                 },
             );
@@ -241,6 +245,7 @@ impl IamSnapshot {
                     arn: role_arn(account, &doc.path, &record.name),
                     revision: record.revision,
                     doc,
+                    uses_keys: policies.iter().any(|p| p.uses_condition_keys()),
                     policies: policies.into(),
                     trust,
                 },
