@@ -64,23 +64,69 @@ impl<'a> Access<'a> {
     }
 }
 
-/// The caller as policies see it: the ARN policies match, and the identity-based policies that apply.
+/// The caller as policies see it: its identity-based policies and the request's condition keys.
 pub(crate) struct Caller {
     pub policies: Arc<[Arc<Policy>]>,
     pub base: coffer_policy::RequestContext,
 }
 
+/// What IAM knows of a request's principal (nothing for root).
+#[derive(Default)]
+struct CallerEntity<'s> {
+    policies: Option<Arc<[Arc<Policy>]>>,
+    /// Whether any of the policies reads a condition key.
+    uses_keys: bool,
+    tags: &'s [Tag],
+    /// The user's or role's unique id.
+    id: &'s str,
+    /// For role sessions, the role's ARN (`aws:PrincipalArn`).
+    role_arn: Option<&'s str>,
+}
+
+impl<'s> CallerEntity<'s> {
+    /// A principal whose user or role is gone (or was re-created since its session began) has no
+    /// policies: everything is denied.
+    fn of(snap: &'s IamSnapshot, ctx: &RequestContext) -> CallerEntity<'s> {
+        let p = &ctx.principal;
+        let none = || CallerEntity { policies: Some(Arc::from(Vec::new())), ..Default::default() };
+        match &p.kind {
+            PrincipalKind::Root => CallerEntity::default(),
+            PrincipalKind::User { name } => match snap.user(name) {
+                Some(u) if p.session.as_ref().is_none_or(|s| s.entity_id == u.doc.user_id) => CallerEntity {
+                    policies: Some(u.policies.clone()),
+                    uses_keys: u.uses_keys,
+                    tags: &u.doc.tags,
+                    id: &u.doc.user_id,
+                    role_arn: None,
+                },
+                _ => none(),
+            },
+            PrincipalKind::AssumedRole { role_name, .. } => match snap.role(role_name) {
+                Some(r) if p.session.as_ref().is_some_and(|s| s.entity_id == r.doc.role_id) => CallerEntity {
+                    policies: Some(r.policies.clone()),
+                    uses_keys: r.uses_keys,
+                    tags: &r.doc.tags,
+                    id: &r.doc.role_id,
+                    role_arn: Some(&r.arn),
+                },
+                _ => none(),
+            },
+        }
+    }
+}
+
 impl Service {
-    /// The identity-based policies of a request's principal and its condition keys, for `action` on
-    /// `resource`. `None` for root.
+    /// The caller's identity-based policies (none for root) and the request's condition keys for
+    /// `action` on `resource`.
     pub(crate) fn caller_context(
         &self,
         snap: &IamSnapshot,
         ctx: &RequestContext,
         action: &str,
         resource: &str,
-    ) -> Option<Caller> {
+    ) -> Caller {
         let p = &ctx.principal;
+        let entity = CallerEntity::of(snap, ctx);
         let mut policy_ctx = coffer_policy::RequestContext::new(p.arn.as_str(), action, resource)
             .with_account(p.account_id.as_str())
             .with_current_time_millis(self.clock.now_millis())
@@ -100,33 +146,25 @@ impl Service {
                 policy_ctx = policy_ctx.with_value("aws:MultiFactorAuthAge", age.to_string());
             }
         }
-        let no_policies: Arc<[Arc<Policy>]> = Arc::from(Vec::new());
-        let (policies, tags, userid) = match &p.kind {
-            PrincipalKind::Root => return None,
+        match &p.kind {
             PrincipalKind::User { name } => {
                 policy_ctx = policy_ctx.with_username(name.as_str());
-                match snap.user(name) {
-                    Some(u) if p.session.as_ref().is_none_or(|s| s.entity_id == u.doc.user_id) => {
-                        (u.policies.clone(), u.doc.tags.as_slice(), u.doc.user_id.clone())
-                    }
-                    _ => (no_policies, &[][..], String::new()),
+                if !entity.id.is_empty() {
+                    policy_ctx = policy_ctx.with_userid(entity.id);
                 }
             }
-            PrincipalKind::AssumedRole { role_name, session_name } => match snap.role(role_name) {
-                Some(r) if p.session.as_ref().is_some_and(|s| s.entity_id == r.doc.role_id) => {
-                    policy_ctx = policy_ctx.with_value("aws:PrincipalArn", r.arn.as_str());
-                    (r.policies.clone(), r.doc.tags.as_slice(), format!("{}:{session_name}", r.doc.role_id))
-                }
-                _ => (no_policies, &[][..], String::new()),
-            },
-        };
-        if !userid.is_empty() {
-            policy_ctx = policy_ctx.with_userid(userid);
+            PrincipalKind::AssumedRole { session_name, .. } if !entity.id.is_empty() => {
+                policy_ctx = policy_ctx.with_userid(format!("{}:{session_name}", entity.id));
+            }
+            _ => {}
         }
-        for t in tags {
+        if let Some(role_arn) = entity.role_arn {
+            policy_ctx = policy_ctx.with_value("aws:PrincipalArn", role_arn);
+        }
+        for t in entity.tags {
             policy_ctx = policy_ctx.with_principal_tag(&t.key, t.value.as_str());
         }
-        Some(Caller { policies, base: policy_ctx })
+        Caller { policies: entity.policies.unwrap_or_else(|| Arc::from(Vec::new())), base: policy_ctx }
     }
 
     /// Authorizes one request, answering AccessDenied with AWS's message when it is not allowed.
@@ -143,44 +181,15 @@ impl Service {
         // Most policies match on action and resource alone: then the request's condition keys are
         // not gathered (the hot path builds no key map).
         if !resource_uses_keys {
-            if let Some((policies, false)) = self.caller_policies(&snap, ctx) {
+            if let CallerEntity { policies: Some(policies), uses_keys: false, .. } = CallerEntity::of(&snap, ctx) {
                 let policy_ctx =
                     coffer_policy::RequestContext::new(ctx.principal.arn.as_str(), access.action, access.resource);
                 return self.decide(ctx, root, &policies, access, &policy_ctx);
             }
         }
-        let caller = match self.caller_context(&snap, ctx, access.action, access.resource) {
-            Some(c) => c,
-            None => Caller {
-                policies: Arc::from(Vec::new()),
-                base: coffer_policy::RequestContext::new(ctx.principal.arn.as_str(), access.action, access.resource)
-                    .with_current_time_millis(self.clock.now_millis())
-                    .with_secure_transport(ctx.secure_transport),
-            },
-        };
+        let caller = self.caller_context(&snap, ctx, access.action, access.resource);
         let policy_ctx = with_request_keys(caller.base, access);
         self.decide(ctx, root, &caller.policies, access, &policy_ctx)
-    }
-
-    /// The caller's identity-based policies and whether any reads a condition key; `None` for root.
-    /// A principal whose user or role is gone (or was re-created since its session began) has none.
-    fn caller_policies(&self, snap: &IamSnapshot, ctx: &RequestContext) -> Option<(Arc<[Arc<Policy>]>, bool)> {
-        let p = &ctx.principal;
-        match &p.kind {
-            PrincipalKind::Root => None,
-            PrincipalKind::User { name } => Some(match snap.user(name) {
-                Some(u) if p.session.as_ref().is_none_or(|s| s.entity_id == u.doc.user_id) => {
-                    (u.policies.clone(), u.uses_keys)
-                }
-                _ => (Arc::from(Vec::new()), false),
-            }),
-            PrincipalKind::AssumedRole { role_name, .. } => Some(match snap.role(role_name) {
-                Some(r) if p.session.as_ref().is_some_and(|s| s.entity_id == r.doc.role_id) => {
-                    (r.policies.clone(), r.uses_keys)
-                }
-                _ => (Arc::from(Vec::new()), false),
-            }),
-        }
     }
 
     /// Evaluates and answers AccessDenied with AWS's message when not allowed.

@@ -110,12 +110,7 @@ impl Service {
             }
             "group" => {
                 let g = snap.groups.get(name).ok_or_else(|| not_found("group"))?;
-                g.doc
-                    .inline
-                    .iter()
-                    .filter_map(|(n, d)| Policy::parse(n.as_str(), d, PolicyKind::Identity).ok().map(Arc::new))
-                    .chain(g.doc.attached.iter().filter_map(|a| snap.policies.get(a).and_then(|p| p.compiled.clone())))
-                    .collect()
+                snap.inline_and_attached(&g.doc.inline, &g.doc.attached)
             }
             _ => return Err(invalid()),
         };

@@ -130,10 +130,10 @@ impl IamSnapshot {
     /// Builds the compiled copy from every stored IAM entity.
     pub fn build(account: &str, generation: u64, records: &[IamEntityRecord]) -> ServiceResult<IamSnapshot> {
         let mut snap = IamSnapshot { generation, ..Default::default() };
-        for (name, document) in AWS_MANAGED_POLICIES {
+        for (index, (name, document)) in AWS_MANAGED_POLICIES.iter().enumerate() {
             let arn = aws_managed_arn(name);
             let doc = PolicyDoc {
-                policy_id: format!("ANPAAWSMANAGED{}", name.len()),
+                policy_id: format!("ANPAAWSMANAGED{index:07}"),
                 path: "/".into(),
                 default_version: "v1".into(),
                 next_version: 2,
@@ -254,7 +254,8 @@ impl IamSnapshot {
         Ok(snap)
     }
 
-    fn inline_and_attached(
+    /// The policies of an inline map and an attachment list, compiled.
+    pub(crate) fn inline_and_attached(
         &self,
         inline: &std::collections::BTreeMap<String, String>,
         attached: &[String],

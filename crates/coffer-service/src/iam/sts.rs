@@ -80,6 +80,17 @@ struct Claims {
     m: bool,
 }
 
+/// Who a new session is for.
+struct SessionSubject {
+    /// "role", "user" or "root".
+    kind: &'static str,
+    name: String,
+    session_name: String,
+    entity_id: String,
+    arn: String,
+    mfa: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct SessionCache(RwLock<HashMap<String, Arc<Credential>>>);
 
@@ -356,17 +367,46 @@ impl Service {
 
     // ---- sessions ----
 
-    fn issue_session(&self, claims: &Claims, secret: &SecretBytes) -> ServiceResult<String> {
-        let json = serde_json::to_vec(claims).map_err(|_| ServiceError::internal("encoding a session failed"))?;
+    /// Opens a session: a fresh key id and secret, and the token that carries them with the claims.
+    fn new_session(
+        &self,
+        subject: SessionSubject,
+        duration_seconds: i64,
+        assumed_role: Option<AssumedRoleUser>,
+    ) -> ServiceResult<TemporaryCredentials> {
+        let now = self.clock.now_millis();
+        let mut rng = rand::rngs::OsRng;
+        let access_key_id = new_session_key_id(&mut rng);
+        let secret = new_session_secret(&mut rng);
+        let claims = Claims {
+            k: access_key_id.clone(),
+            t: subject.kind.into(),
+            n: subject.name,
+            s: subject.session_name,
+            e: subject.entity_id,
+            p: subject.arn,
+            i: now,
+            x: now + duration_seconds * 1000,
+            m: subject.mfa,
+        };
+        let json = serde_json::to_vec(&claims).map_err(|_| ServiceError::internal("encoding a session failed"))?;
         let mut plain = Vec::with_capacity(SECRET_LEN + json.len());
         plain.extend_from_slice(secret.expose());
         plain.extend_from_slice(&json);
         let plain = SecretBytes::new(plain);
         let sealed = self
             .keyring
-            .seal(&mut rand::rngs::OsRng, plain.expose(), TOKEN_AAD)
+            .seal(&mut rng, plain.expose(), TOKEN_AAD)
             .map_err(|_| ServiceError::new(ErrorKind::EncryptionFailure, "sealing a session failed"))?;
-        Ok(format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)))
+        let session_token =
+            format!("{TOKEN_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed));
+        Ok(TemporaryCredentials {
+            access_key_id,
+            secret_access_key: secret,
+            session_token,
+            expiration: claims.x,
+            assumed_role,
+        })
     }
 
     /// AssumeRole: temporary credentials for a role whose trust policy lets the caller in and whose
@@ -414,9 +454,11 @@ impl Service {
             )
         };
         let Some(role) = role else { return Err(denied()) };
-        let Some(caller) = self.caller_context(&snap, ctx, "sts:AssumeRole", &role.arn) else { return Err(denied()) };
+        let caller = self.caller_context(&snap, ctx, "sts:AssumeRole", &role.arn);
         let mut policy_ctx = caller.base.with_value("sts:RoleSessionName", session_name.as_str());
-        if mfa || ctx.principal.session.as_ref().is_some_and(|s| s.mfa_authenticated) {
+        // A session opened with MFA passes it on to the sessions it opens.
+        let mfa = mfa || ctx.principal.session.as_ref().is_some_and(|s| s.mfa_authenticated);
+        if mfa {
             policy_ctx = policy_ctx.with_mfa(true);
         }
         if let Some(ext) = &input.external_id {
@@ -448,33 +490,20 @@ impl Service {
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
             ));
         }
-        let now = self.clock.now_millis();
-        let mut rng = rand::rngs::OsRng;
-        let access_key_id = new_session_key_id(&mut rng);
-        let secret = new_session_secret(&mut rng);
         let session_arn = format!("arn:aws:sts::{}:assumed-role/{}/{session_name}", self.config.account_id, role.name);
-        let claims = Claims {
-            k: access_key_id.clone(),
-            t: "role".into(),
-            n: role.name.clone(),
-            s: session_name.clone(),
-            e: role.doc.role_id.clone(),
-            p: session_arn.clone(),
-            i: now,
-            x: now + duration * 1000,
-            m: mfa || ctx.principal.session.as_ref().is_some_and(|s| s.mfa_authenticated),
+        let assumed_role = AssumedRoleUser {
+            assumed_role_id: format!("{}:{session_name}", role.doc.role_id),
+            arn: session_arn.clone(),
         };
-        let session_token = self.issue_session(&claims, &secret)?;
-        Ok(TemporaryCredentials {
-            access_key_id,
-            secret_access_key: secret,
-            session_token,
-            expiration: claims.x,
-            assumed_role: Some(AssumedRoleUser {
-                assumed_role_id: format!("{}:{session_name}", role.doc.role_id),
-                arn: session_arn,
-            }),
-        })
+        let subject = SessionSubject {
+            kind: "role",
+            name: role.name.clone(),
+            session_name: session_name.clone(),
+            entity_id: role.doc.role_id.clone(),
+            arn: session_arn,
+            mfa,
+        };
+        self.new_session(subject, duration, Some(assumed_role))
     }
 
     /// GetSessionToken: temporary credentials for the calling user (or root), with MFA when a code
@@ -525,29 +554,15 @@ impl Service {
             (None, None) => false,
             _ => return Err(ServiceError::validation("SerialNumber and TokenCode go together.")),
         };
-        let now = self.clock.now_millis();
-        let mut rng = rand::rngs::OsRng;
-        let access_key_id = new_session_key_id(&mut rng);
-        let secret = new_session_secret(&mut rng);
-        let claims = Claims {
-            k: access_key_id.clone(),
-            t: kind.into(),
-            n: name,
-            s: String::new(),
-            e: entity,
-            p: ctx.principal.arn.clone(),
-            i: now,
-            x: now + duration * 1000,
-            m: mfa,
+        let subject = SessionSubject {
+            kind,
+            name,
+            session_name: String::new(),
+            entity_id: entity,
+            arn: ctx.principal.arn.clone(),
+            mfa,
         };
-        let session_token = self.issue_session(&claims, &secret)?;
-        Ok(TemporaryCredentials {
-            access_key_id,
-            secret_access_key: secret,
-            session_token,
-            expiration: claims.x,
-            assumed_role: None,
-        })
+        self.new_session(subject, duration, None)
     }
 
     /// The credential of a request signed with temporary credentials: the session token opened and
