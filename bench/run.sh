@@ -14,7 +14,8 @@
 #   DURATION=10  WARMUP=2            measured / warm-up seconds per cell
 #   SECRETS=10000  MOTO_SECRETS=     key space per peer (moto's defaults to SECRETS)
 #   CONCURRENCY="1 8 64"  WORKLOADS="get-secret-value put-secret-value create-secret"
-#   PEERS="coffer fixed moto"    (add coffer-iam after coffer: the same server, requests signed by an IAM user)
+#   PEERS="coffer fixed moto"    (add coffer-iam after coffer: the same server, requests signed by an IAM user;
+#                                 coffer-noaudit: a second server with the audit log off)
 #   SETUP_CONCURRENCY=16  MOTO_SETUP_CONCURRENCY=4
 #   LOADGEN_THREADS=   (default: all cores)     REQUEST_TIMEOUT=10
 #   MOTO_SPEC='moto[server]'  BENCH_TMPDIR=  (where Coffer's data dir goes)  SKIP_BUILD=1  RESULTS_DIR=bench/results
@@ -109,6 +110,20 @@ for peer in $PEERS; do
       secrets[coffer]=$SECRETS; setup_c[coffer]=$SETUP_CONCURRENCY
       version[coffer]="$("$bin/coffer" --version 2>/dev/null | head -n1), data dir on $(stat -f -c %T "$work")"
       ;;
+    coffer-noaudit)
+      # A second server of the same build with the audit log off: coffer ÷ coffer-noaudit is the share of
+      # throughput kept with every request audited.
+      env -u COFFER_MASTER_KEY COFFER_LOG=warn "$bin/coffer" server --listen 127.0.0.1:0 --data-dir "$work/noaudit-data" \
+        --no-audit >"$work/noaudit.out" 2>"$work/noaudit.err" &
+      pid_of[coffer-noaudit]=$!; pids+=($!)
+      if ! wait_for_line "$work/noaudit.out" '^coffer listening on ' "${pid_of[coffer-noaudit]}" 60; then
+        cat "$work/noaudit.err" >&2; drop_peer coffer-noaudit "the server did not start"; continue
+      fi
+      endpoint[coffer-noaudit]=$(sed -n 's/^coffer listening on //p' "$work/noaudit.out" | head -n1)
+      auth[coffer-noaudit]="--credentials-file $work/noaudit-data/root-credentials"
+      secrets[coffer-noaudit]=$SECRETS; setup_c[coffer-noaudit]=$SETUP_CONCURRENCY
+      version[coffer-noaudit]="$("$bin/coffer" --version 2>/dev/null | head -n1), audit log off"
+      ;;
     coffer-iam)
       # The same server, signed with an IAM user's key: every request is authorized against the user's
       # policy (root skips policy evaluation), so coffer-iam / coffer is the cost of authorization.
@@ -160,7 +175,7 @@ for peer in $PEERS; do
       secrets[moto]=$MOTO_SECRETS; setup_c[moto]=$MOTO_SETUP_CONCURRENCY
       version[moto]="moto $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"), "(werkzeug", m.version("werkzeug") + ")")')"
       ;;
-    *) say "unknown peer $peer (known: coffer coffer-iam fixed moto)"; exit 2 ;;
+    *) say "unknown peer $peer (known: coffer coffer-iam coffer-noaudit fixed moto)"; exit 2 ;;
   esac
 done
 [ -n "${PEERS// /}" ] || { say "no peer left to measure"; exit 1; }

@@ -151,3 +151,23 @@ pub fn sts_error(e: ServiceError) -> ApiError {
     };
     ApiError::new(status, code, e.message)
 }
+
+/// A request refused because its audit event could not be taken: 503 on every protocol, with the
+/// reason (which names the log's failure, never the request's content).
+pub fn audit_error(e: ServiceError) -> ApiError {
+    ApiError::new(503, "ServiceUnavailable", e.message)
+}
+
+/// CloudTrail's names for the service's error kinds (LookupEvents and Coffer's `CofferAudit.<Op>`).
+pub fn cloudtrail_error(e: ServiceError) -> ApiError {
+    let (status, code) = match e.kind {
+        ErrorKind::InvalidNextToken => (400, "InvalidNextTokenException"),
+        ErrorKind::InvalidParameter | ErrorKind::InvalidRequest | ErrorKind::Validation => {
+            (400, "InvalidParameterException")
+        }
+        ErrorKind::AccessDenied => (400, "AccessDeniedException"),
+        ErrorKind::Unavailable => (503, "ServiceUnavailableException"),
+        _ => (500, "InternalFailure"),
+    };
+    ApiError::new(status, code, e.message)
+}

@@ -7,7 +7,9 @@
 //!
 //! API Boundary: this crate depends on the service, never the reverse; it holds no domain rules.
 
+pub mod audit;
 pub mod auth;
+pub mod cloudtrail;
 pub mod error;
 pub mod iam;
 mod json;
@@ -21,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use coffer_service::{ActorSource, RequestContext, Service};
+use coffer_service::{RequestContext, Service};
 use coffer_wire::{ErrorBody, JSON_1_1};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -80,12 +82,37 @@ enum Target {
     SecretsManager(secretsmanager::Operation),
     Ssm(ssm::Operation),
     Kms(kms::Operation),
+    CloudTrail(cloudtrail::Operation),
+}
+
+/// The audit log's event source of a signing service.
+fn event_source(signing_service: &str) -> &'static str {
+    match signing_service {
+        "secretsmanager" => "secretsmanager.amazonaws.com",
+        "ssm" => "ssm.amazonaws.com",
+        "kms" => "kms.amazonaws.com",
+        "cloudtrail" => "cloudtrail.amazonaws.com",
+        "iam" => "iam.amazonaws.com",
+        "sts" => "sts.amazonaws.com",
+        _ => "coffer.internal",
+    }
+}
+
+/// An event name from a request: the operation as the client named it, bounded (it is the caller's text).
+pub(crate) fn event_name(operation: &str) -> String {
+    operation.chars().filter(|c| c.is_ascii_alphanumeric()).take(64).collect()
 }
 
 impl Target {
     /// Splits `X-Amz-Target` into (service prefix, operation). `Ok(None)` for a known service's unknown
     /// operation; `Err` for an unknown prefix.
     fn parse(header_value: &str) -> Result<(Option<Target>, &'static str), ApiError> {
+        // CloudTrail's prefix has dots of its own.
+        let cloudtrail_op =
+            header_value.strip_prefix(coffer_wire::cloudtrail::TARGET_PREFIX).and_then(|t| t.strip_prefix('.'));
+        if let Some(op) = cloudtrail_op {
+            return Ok((cloudtrail::Operation::parse(op).map(Target::CloudTrail), coffer_wire::cloudtrail::SERVICE));
+        }
         let (prefix, op) = header_value.split_once('.').ok_or_else(ApiError::unknown_operation)?;
         match prefix {
             "secretsmanager" => Ok((
@@ -95,6 +122,9 @@ impl Target {
             "AmazonSSM" => Ok((ssm::Operation::parse(op).map(Target::Ssm), coffer_wire::ssm::SERVICE)),
             "TrentService" => Ok((kms::Operation::parse(op).map(Target::Kms), coffer_wire::kms::SERVICE)),
             "CofferKms" => Ok((kms::Operation::parse_coffer(op).map(Target::Kms), coffer_wire::kms::SERVICE)),
+            "CofferAudit" => {
+                Ok((cloudtrail::Operation::parse_coffer(op).map(Target::CloudTrail), coffer_wire::cloudtrail::SERVICE))
+            }
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -182,16 +212,23 @@ fn request_context(
     remote: SocketAddr,
     parts: &http::request::Parts,
     secure_transport: bool,
+    audit: coffer_service::audit::AuditNotes,
 ) -> RequestContext {
+    let user_agent = user_agent(parts).map(str::to_string);
     RequestContext {
         principal,
         region,
         request_id: request_id.to_string(),
         source_ip: Some(remote.ip().to_string()),
-        user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
-        source: ActorSource::Api,
+        source: audit::actor_source(user_agent.as_deref()),
+        user_agent,
         secure_transport,
+        audit,
     }
+}
+
+fn user_agent(parts: &http::request::Parts) -> Option<&str> {
+    parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok())
 }
 
 /// Serves one HTTP request.
@@ -202,13 +239,20 @@ where
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => return plain(StatusCode::OK, "{\"status\":\"ok\"}"),
         (&Method::GET, "/readyz") => {
+            if let Some(reason) = state.service.audit_failure() {
+                let body = serde_json::json!({ "status": "unavailable", "reason": reason }).to_string();
+                let mut resp = Response::new(Full::new(Bytes::from(body)));
+                *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return resp;
+            }
             return match state.service.check_ready().await {
                 Ok(()) => plain(StatusCode::OK, "{\"status\":\"ready\"}"),
                 Err(_) => plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "{\"status\":\"unavailable\",\"reason\":\"storage unreachable\"}",
                 ),
-            }
+            };
         }
         _ => {}
     }
@@ -249,12 +293,28 @@ where
     let body = read_body(body, state.max_body_bytes).await?;
 
     let view = request_view(&parts, &body);
-    let (principal, region) = auth::authenticate(&state.service, &state.signing_keys, &view, signing_service).await?;
-    let Some(operation) = operation else { return Err(ApiError::unknown_operation()) };
-    let ctx = request_context(principal, region, request_id, remote, &parts, state.secure_transport);
-    match operation {
-        Target::SecretsManager(op) => secretsmanager::dispatch(&state.service, &ctx, op, &body).await,
-        Target::Ssm(op) => ssm::dispatch(&state.service, &ctx, op, &body).await,
-        Target::Kms(op) => kms::dispatch(&state.service, &ctx, op, &body).await,
-    }
+    let source = event_source(signing_service);
+    let name = event_name(target.rsplit_once('.').map_or("", |(_, op)| op));
+    let (principal, region) =
+        match auth::authenticate(&state.service, &state.signing_keys, &view, signing_service).await {
+            Ok(caller) => caller,
+            Err(e) => {
+                let ua = user_agent(&parts);
+                audit::record_unauthenticated(&state.service, &view, source, &name, request_id, remote, ua, &e).await;
+                return Err(e);
+            }
+        };
+    let notes = coffer_service::audit::AuditNotes::new(source, name.clone(), audit::is_read_only(&name));
+    notes.set_request_parameters(audit::json_request_parameters(&body));
+    let ctx = request_context(principal, region, request_id, remote, &parts, state.secure_transport, notes);
+    let answer = match operation {
+        None => Err(ApiError::unknown_operation()),
+        Some(Target::SecretsManager(op)) => secretsmanager::dispatch(&state.service, &ctx, op, &body).await,
+        Some(Target::Ssm(op)) => ssm::dispatch(&state.service, &ctx, op, &body).await,
+        Some(Target::Kms(op)) => kms::dispatch(&state.service, &ctx, op, &body).await,
+        Some(Target::CloudTrail(op)) => cloudtrail::dispatch(&state.service, &ctx, op, &body).await,
+    };
+    // Fail closed: an answer whose event cannot be taken is not given.
+    state.service.record_request(&ctx, &audit::outcome(&answer)).await.map_err(error::audit_error)?;
+    answer
 }

@@ -19,7 +19,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use zeroize::Zeroize;
 
 use crate::error::ApiError;
-use crate::{auth, read_body, request_context, request_view, ApiState};
+use crate::{audit, auth, read_body, request_context, request_view, ApiState};
 
 /// A query-protocol service Coffer serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,11 @@ fn invalid_value(key: &str, value: &str, constraint: &str) -> ApiError {
 }
 
 impl Form {
+    /// Every field, by name.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Parses a form-encoded body (`+` is a space, `%XX` escapes; invalid UTF-8 becomes U+FFFD).
     pub fn parse(body: &[u8]) -> Form {
         let mut fields = BTreeMap::new();
@@ -558,18 +563,36 @@ where
         ApiError::bad_request("InvalidAction", format!("The service {} is not served here.", parsed.service))
     })?;
     *namespace = service.namespace();
-    let (principal, region) = auth::authenticate(&state.service, &state.signing_keys, &view, &parsed.service).await?;
     let form = Form::parse(&body);
     let action = form.get("Action").unwrap_or_default();
-    if action.is_empty() {
-        return Err(ApiError::bad_request("MissingAction", "The request must contain the parameter Action."));
-    }
-    let ctx = request_context(principal, region, request_id, remote, &parts, state.secure_transport);
-    let answer = match service {
-        QueryService::Sts => crate::sts::dispatch(&state.service, &ctx, action, &form).await?,
-        QueryService::Iam => crate::iam::dispatch(&state.service, &ctx, action, &form).await?,
+    let source = crate::event_source(&parsed.service);
+    let name = crate::event_name(action);
+    let (principal, region) =
+        match auth::authenticate(&state.service, &state.signing_keys, &view, &parsed.service).await {
+            Ok(caller) => caller,
+            Err(e) => {
+                let e = query_protocol_names(e);
+                let ua = crate::user_agent(&parts);
+                audit::record_unauthenticated(&state.service, &view, source, &name, request_id, remote, ua, &e).await;
+                return Err(e);
+            }
+        };
+    let notes = coffer_service::audit::AuditNotes::new(source, name.clone(), audit::is_read_only(&name));
+    notes.set_request_parameters(audit::form_request_parameters(form.fields()));
+    let ctx = request_context(principal, region, request_id, remote, &parts, state.secure_transport, notes);
+    let answer = if action.is_empty() {
+        Err(ApiError::bad_request("MissingAction", "The request must contain the parameter Action."))
+    } else {
+        match service {
+            QueryService::Sts => crate::sts::dispatch(&state.service, &ctx, action, &form).await,
+            QueryService::Iam => crate::iam::dispatch(&state.service, &ctx, action, &form).await,
+        }
+        .and_then(|answer| answer.ok_or_else(|| invalid_action(action, &form)))
     };
-    answer.ok_or_else(|| invalid_action(action, &form))
+    let answer = answer.map_err(query_protocol_names);
+    // Fail closed: an answer whose event cannot be taken is not given.
+    state.service.record_request(&ctx, &audit::outcome(&answer)).await.map_err(crate::error::audit_error)?;
+    answer
 }
 
 /// The answer to an action the service does not have.

@@ -1,6 +1,8 @@
 //! `coffer`: the server (`coffer server`) and the command-line client (`coffer secret ...`) in one
 //! binary. The client talks to a server over the same SigV4-signed AWS protocol the AWS tools use.
 
+mod audit;
+mod audit_verify;
 mod iam;
 mod kms;
 mod operator;
@@ -59,6 +61,8 @@ enum Command {
     Iam(iam::IamArgs),
     /// Who am I, and temporary credentials: assume a role, or a session token after MFA (AWS STS)
     Sts(sts::StsArgs),
+    /// The audit log: search events, follow them as they are recorded, export them (AWS CloudTrail)
+    Audit(audit::AuditArgs),
     /// Initialize, unseal, seal and rekey a server sealed with key shares (--master-key-source shamir)
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
             Command::Kms(cmd) => kms::run(cmd).await,
             Command::Iam(args) => iam::run(args).await,
             Command::Sts(args) => sts::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
             Command::Operator(cmd) => operator::run(cmd).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());

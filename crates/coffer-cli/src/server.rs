@@ -44,6 +44,22 @@ pub struct ServerArgs {
     /// Log as JSON lines instead of text
     #[arg(long)]
     log_json: bool,
+    /// A read's audit event is durable within this many ms (group commit); 0 = before its response
+    /// [default: 100]
+    #[arg(long)]
+    audit_flush_interval_ms: Option<u64>,
+    /// Days audit records are kept [default: 2557, seven years]
+    #[arg(long)]
+    audit_retention_days: Option<u32>,
+    /// Seconds between signed digests of the audit chain [default: 300]
+    #[arg(long)]
+    audit_digest_interval_secs: Option<u64>,
+    /// Also write the audit log, in chain order, to this JSON-lines file (rotated by size)
+    #[arg(long)]
+    audit_sink: Option<PathBuf>,
+    /// Record nothing: only to measure the audit log's cost, never in production
+    #[arg(long)]
+    no_audit: bool,
 }
 
 fn parse_source(s: &str) -> Result<MasterKeySource, String> {
@@ -119,6 +135,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(v) = args.passphrase_file {
         config.passphrase_file = Some(v);
+    }
+    if let Some(v) = args.audit_flush_interval_ms {
+        config.audit.flush_interval_ms = v;
+    }
+    if let Some(v) = args.audit_retention_days {
+        config.audit.retention_days = v;
+    }
+    if let Some(v) = args.audit_digest_interval_secs {
+        config.audit.digest_interval_secs = v;
+    }
+    if let Some(v) = args.audit_sink {
+        config.audit.sink_path = Some(v);
+    }
+    if args.no_audit {
+        config.audit.enabled = false;
     }
     let data_dir = config.data_dir.clone();
     let server = coffer_server::start(config).await.context("coffer could not start")?;

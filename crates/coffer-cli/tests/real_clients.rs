@@ -214,6 +214,11 @@ fn kms_aws_cli() {
 }
 
 #[test]
+fn audit_aws_cli() {
+    run_script("bash", "audit_cli.sh", "audit (aws CLI): all checks passed");
+}
+
+#[test]
 fn seed000_parameter_store_and_kms_boto3() {
     let python = setup().join("venv/bin/python");
     run_script(

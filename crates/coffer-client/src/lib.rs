@@ -3,6 +3,7 @@
 //! the query protocol (form-encoded requests, XML answers) of IAM and STS ([`query`], [`iam`], [`sts`]).
 //! A session token in the credentials is sent (and signed) as `X-Amz-Security-Token`.
 
+pub mod cloudtrail;
 pub mod config;
 pub mod iam;
 pub mod query;

@@ -33,3 +33,12 @@ pub use eval::{
     decide, denial_message, evaluate, resource_grant, Decision, DenyReason, Evaluation, MatchedStatement, ResourceGrant,
 };
 pub use policy::{check_size, Effect, Policy, PolicyKind, PrincipalEntry, SizeLimit, Statement, Version};
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters and `?` any one (case
+/// sensitive, no policy variables): the policy language's wildcard matching, for other searches.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    match pattern::Pattern::compile(pattern, true, false) {
+        Ok(compiled) => compiled.matches(text, false, &RequestContext::default()),
+        Err(_) => false,
+    }
+}

@@ -195,6 +195,88 @@ fn char_eq(a: char, b: char, ci: bool) -> bool {
 
 /// Wildcard match with single-star backtracking (linear in practice, no allocation).
 pub(crate) fn glob<A: AsAtom>(pat: &[A], text: &str, ci: bool) -> bool {
+    if let Some(matched) = glob_ascii(pat, text, ci) {
+        return matched;
+    }
+    glob_chars(pat, text, ci)
+}
+
+/// The common case — an ASCII pattern against an ASCII text (ARNs, actions) — matched a literal run at
+/// a time on bytes: the run before the first `*` anchors at the start, the one after the last at the
+/// end, and each run between is found leftmost (which is correct for `*`, which has no length limit).
+/// `None` when either side is not ASCII (Unicode case folding then needs the char-wise matcher).
+fn glob_ascii<A: AsAtom>(pat: &[A], text: &str, ci: bool) -> Option<bool> {
+    if !text.is_ascii() {
+        return None;
+    }
+    for a in pat {
+        match a.atom() {
+            Atom::Lit(s) if !s.is_ascii() => return None,
+            Atom::Never => return Some(false),
+            _ => {}
+        }
+    }
+    let text = text.as_bytes();
+    // Runs: the atoms between stars.
+    let mut runs = pat.split(|a| matches!(a.atom(), Atom::Star)).peekable();
+    let first = runs.next().unwrap_or(&[]);
+    let first_len = run_len(first);
+    if runs.peek().is_none() {
+        // No star: the one run is the whole text.
+        return Some(first_len == text.len() && run_matches(first, text, ci));
+    }
+    if first_len > text.len() || !run_matches(first, &text[..first_len], ci) {
+        return Some(false);
+    }
+    let mut rest = &text[first_len..];
+    while let Some(run) = runs.next() {
+        let len = run_len(run);
+        if runs.peek().is_none() {
+            // The last run anchors at the end.
+            return Some(len <= rest.len() && run_matches(run, &rest[rest.len() - len..], ci));
+        }
+        if len == 0 {
+            continue;
+        }
+        match (0..(rest.len() + 1).saturating_sub(len)).find(|&i| run_matches(run, &rest[i..i + len], ci)) {
+            Some(i) => rest = &rest[i + len..],
+            None => return Some(false),
+        }
+    }
+    Some(true)
+}
+
+/// How many bytes a run of literals and `?` covers (ASCII: one byte per `?`).
+fn run_len<A: AsAtom>(run: &[A]) -> usize {
+    run.iter()
+        .map(|a| match a.atom() {
+            Atom::Lit(s) => s.len(),
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Whether `bytes` (exactly the run's length) match the run.
+fn run_matches<A: AsAtom>(run: &[A], bytes: &[u8], ci: bool) -> bool {
+    let mut at = 0;
+    for a in run {
+        match a.atom() {
+            Atom::Lit(s) => {
+                let Some(part) = bytes.get(at..at + s.len()) else { return false };
+                let equal = if ci { part.eq_ignore_ascii_case(s.as_bytes()) } else { part == s.as_bytes() };
+                if !equal {
+                    return false;
+                }
+                at += s.len();
+            }
+            _ => at += 1,
+        }
+    }
+    at == bytes.len()
+}
+
+/// The general matcher, a character at a time (Unicode case folding when `ci`).
+fn glob_chars<A: AsAtom>(pat: &[A], text: &str, ci: bool) -> bool {
     let (mut pi, mut po) = (0usize, 0usize);
     let mut t = 0usize;
     let mut star: Option<(usize, usize, usize)> = None;
@@ -244,5 +326,47 @@ pub(crate) fn glob<A: AsAtom>(pat: &[A], text: &str, ci: bool) -> bool {
                 _ => return false,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod ascii_matcher_tests {
+    use super::*;
+
+    /// The byte-wise matcher and the char-wise one agree on every pattern/text pair drawn here
+    /// (a small alphabet makes overlaps, repeats and backtracking cases frequent).
+    #[test]
+    fn ascii_fast_path_agrees_with_the_general_matcher() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        let alphabet = ['a', 'b', 'A', ':', '/'];
+        for _ in 0..20_000 {
+            let mut pattern = String::new();
+            for _ in 0..next(7) {
+                match next(8) {
+                    0 => pattern.push('*'),
+                    1 => pattern.push('?'),
+                    _ => pattern.push(alphabet[next(5) as usize]),
+                }
+            }
+            let text: String = (0..next(9)).map(|_| alphabet[next(5) as usize]).collect();
+            let compiled = Pattern::compile(&pattern, true, false).expect("compiles");
+            for ci in [false, true] {
+                let fast = glob_ascii(&compiled.segs, &text, ci).expect("ASCII on both sides");
+                assert_eq!(fast, glob_chars(&compiled.segs, &text, ci), "{pattern:?} vs {text:?} (ci: {ci})");
+            }
+        }
+    }
+
+    #[test]
+    fn non_ascii_falls_back_to_the_char_matcher() {
+        let compiled = Pattern::compile("caf*", true, false).expect("compiles");
+        assert_eq!(glob_ascii(&compiled.segs, "café", false), None);
+        assert!(glob(&compiled.segs, "café", false));
+        let unicode = Pattern::compile("CAFÉ", true, false).expect("compiles");
+        assert!(glob(&unicode.segs, "café", true));
     }
 }

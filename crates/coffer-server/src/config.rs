@@ -45,6 +45,41 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Unlabelled versions beyond this count (and older than a day) are pruned.
     pub max_versions: usize,
+    pub audit: AuditSettings,
+}
+
+/// The `[audit]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// `false` only to measure the log's cost: nothing is recorded, and the server says so loudly.
+    pub enabled: bool,
+    /// A read's event is durable within this many milliseconds (group commit); 0 = before its response.
+    pub flush_interval_ms: u64,
+    /// Records older than this many days are pruned (at a signed digest). Seven years by default.
+    pub retention_days: u32,
+    /// How often the server signs a digest of the chain (and always at shutdown), in seconds.
+    pub digest_interval_secs: u64,
+    /// A JSON-lines copy of the log, in chain order, for shipping to a SIEM.
+    pub sink_path: Option<PathBuf>,
+    /// The sink file is rotated (to `<path>.1`, `<path>.2`, …) when it passes this size.
+    pub sink_max_bytes: u64,
+    /// How many rotated sink files are kept.
+    pub sink_keep: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            enabled: true,
+            flush_interval_ms: 100,
+            retention_days: 2_557,
+            digest_interval_secs: 300,
+            sink_path: None,
+            sink_max_bytes: 100 * 1024 * 1024,
+            sink_keep: 10,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -62,6 +97,7 @@ impl Default for ServerConfig {
             scheduler_interval_secs: 60,
             shutdown_grace_secs: 30,
             max_versions: 100,
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -93,6 +129,12 @@ impl ServerConfig {
         }
         if self.region.is_empty() {
             anyhow::bail!("region must not be empty");
+        }
+        if self.audit.retention_days == 0 {
+            anyhow::bail!("audit.retention_days must be at least 1");
+        }
+        if self.audit.digest_interval_secs == 0 {
+            anyhow::bail!("audit.digest_interval_secs must be at least 1");
         }
         Ok(())
     }

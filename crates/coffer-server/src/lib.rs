@@ -3,6 +3,7 @@
 //! scheduler ticking — and shuts it down gracefully, finishing in-flight requests. With the `shamir`
 //! key source the server starts sealed and serves through the [`seal::Gate`] until unsealed.
 
+mod audit;
 pub mod config;
 pub mod master_key;
 pub mod seal;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use coffer_api_aws::ApiState;
 use coffer_crypto::Keyring;
+use coffer_service::audit::AuditConfig;
 use coffer_service::credentials::NewAccessKey;
 use coffer_service::{ErrorKind, Service, ServiceConfig, SystemClock};
 use coffer_store::Store;
@@ -40,6 +42,10 @@ pub struct RunningServer {
     pub tls: bool,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// Stops the audit tasks once no request is in flight any more (their last flush and digest then
+    /// cover every request served).
+    audit_stop: Option<watch::Sender<bool>>,
+    audit_task: Option<JoinHandle<()>>,
     /// The seal gate (`shamir` key source only).
     gate: Option<Arc<seal::Gate>>,
 }
@@ -49,6 +55,12 @@ impl RunningServer {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(stop) = &self.audit_stop {
+            let _ = stop.send(true);
+        }
+        if let Some(task) = self.audit_task {
+            let _ = task.await;
+        }
         if let Some(gate) = &self.gate {
             gate.seal_for_shutdown().await;
         }
@@ -121,6 +133,19 @@ fn tls_acceptor(config: &ServerConfig) -> anyhow::Result<Option<tokio_rustls::Tl
     Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
 }
 
+/// Where the data directory keeps the public key that verifies the audit digests.
+pub const AUDIT_PUBLIC_KEY_FILE: &str = "audit-public-key.pem";
+
+/// Exports the audit digests' public key beside the data (verifiers should still get it from a
+/// trusted copy: someone who can change the data can change this file too).
+pub(crate) fn write_audit_public_key(service: &Service, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let key =
+        service.audit_public_key().map_err(|e| anyhow::anyhow!("deriving the audit signing key: {}", e.message))?;
+    let path = data_dir.join(AUDIT_PUBLIC_KEY_FILE);
+    let pem = key.to_pem().map_err(|e| anyhow::anyhow!("encoding the audit public key: {e}"))?;
+    std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))
+}
+
 /// The service over `store` under `keyring`, as every key source builds it.
 fn build_service(store: Arc<dyn Store>, keyring: Arc<Keyring>, config: &ServerConfig) -> Arc<Service> {
     Arc::new(Service::new(
@@ -130,6 +155,12 @@ fn build_service(store: Arc<dyn Store>, keyring: Arc<Keyring>, config: &ServerCo
         ServiceConfig {
             account_id: config.account_id.clone(),
             max_versions: config.max_versions,
+            audit: AuditConfig {
+                enabled: config.audit.enabled,
+                flush_interval: Duration::from_millis(config.audit.flush_interval_ms),
+                retention_days: config.audit.retention_days,
+                ..AuditConfig::default()
+            },
             ..Default::default()
         },
     ))
@@ -183,6 +214,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         Duration::from_secs(config.scheduler_interval_secs.max(1)),
         shutdown_rx.clone(),
     );
+    write_audit_public_key(&service, &config.data_dir)?;
+    let (audit_stop, audit_rx) = watch::channel(false);
+    let audit_task = audit::spawn_audit_tasks(service.clone(), config.audit.clone(), audit_rx);
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let is_tls = tls.is_some();
     let task = tokio::spawn(serve(listener, Frontend::Open(api), tls, shutdown_rx, grace));
@@ -194,6 +228,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         tls: is_tls,
         shutdown: shutdown_tx,
         task,
+        audit_stop: Some(audit_stop),
+        audit_task: Some(audit_task),
         gate: None,
     })
 }
@@ -238,6 +274,8 @@ async fn start_sealed(
         tls: is_tls,
         shutdown: shutdown_tx,
         task,
+        audit_stop: None,
+        audit_task: None,
         gate: Some(gate),
     })
 }

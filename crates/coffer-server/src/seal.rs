@@ -517,6 +517,11 @@ impl Gate {
         api.secure_transport = self.config.tls_cert.is_some() && self.config.tls_key.is_some();
         let api = Arc::new(api);
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Err(e) = crate::write_audit_public_key(&service, &self.config.data_dir) {
+            tracing::warn!(error = %e, "exporting the audit public key failed");
+        }
+        // Stopped with the scheduler at seal: its last flush and digest run then.
+        crate::audit::spawn_audit_tasks(service.clone(), self.config.audit.clone(), stop_rx.clone());
         crate::spawn_deletion_scheduler(
             service,
             self.config.region.clone(),

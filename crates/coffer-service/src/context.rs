@@ -64,8 +64,33 @@ impl Principal {
 pub enum ActorSource {
     /// A client over one of the AWS protocols.
     Api,
-    /// The server's own background work (scheduled deletion).
+    /// The `coffer` command line (an API request whose user agent is Coffer's CLI).
+    Cli,
+    /// The server's own background work (scheduled deletion, key rotation, retention).
     Scheduler,
+    /// A secret rotation step.
+    Rotation,
+    /// An emergency rotation.
+    Emergency,
+}
+
+impl ActorSource {
+    /// The name the audit log records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorSource::Api => "api",
+            ActorSource::Cli => "cli",
+            ActorSource::Scheduler => "scheduler",
+            ActorSource::Rotation => "rotation",
+            ActorSource::Emergency => "emergency",
+        }
+    }
+
+    /// Whether the service acts on its own (not a caller's request): such actions are not authorized
+    /// against a caller, and their audit events are service events.
+    pub fn is_internal(self) -> bool {
+        matches!(self, ActorSource::Scheduler | ActorSource::Rotation | ActorSource::Emergency)
+    }
 }
 
 /// Everything the service knows about one request besides its input.
@@ -80,4 +105,29 @@ pub struct RequestContext {
     pub source: ActorSource,
     /// Whether the request arrived over TLS (`aws:SecureTransport`).
     pub secure_transport: bool,
+    /// What the audit event of this request will say; filled in as the request runs.
+    pub audit: crate::audit::AuditNotes,
+}
+
+impl RequestContext {
+    /// The context of the service's own work (a scheduled deletion, a key rotation, a rotation step):
+    /// not authorized against a caller, recorded as a service event of `event_source`/`event_name`.
+    pub fn internal(
+        account_id: &str,
+        region: &str,
+        source: ActorSource,
+        event_source: &'static str,
+        event_name: &'static str,
+    ) -> RequestContext {
+        RequestContext {
+            principal: Principal::root(account_id, ""),
+            region: region.to_string(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            source_ip: None,
+            user_agent: None,
+            source,
+            secure_transport: true,
+            audit: crate::audit::AuditNotes::new(event_source, event_name, false),
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! Architecture Invariant: time comes from the injected [`Clock`].
 
 pub mod arn;
+pub mod audit;
 mod cache;
 pub mod clock;
 pub mod context;
@@ -40,11 +41,17 @@ pub struct ServiceConfig {
     pub max_versions: usize,
     /// ...and only those older than this. AWS: 100 versions, 24 hours.
     pub version_min_age_millis: i64,
+    pub audit: audit::AuditConfig,
 }
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { account_id: "000000000000".into(), max_versions: 100, version_min_age_millis: 86_400_000 }
+        ServiceConfig {
+            account_id: "000000000000".into(),
+            max_versions: 100,
+            version_min_age_millis: 86_400_000,
+            audit: audit::AuditConfig::default(),
+        }
     }
 }
 
@@ -64,11 +71,14 @@ pub struct Service {
     sessions: iam::sts::SessionCache,
     /// Set when key material changed on demand; the scheduler's next tick runs a re-wrap pass.
     rewrap_requested: std::sync::atomic::AtomicBool,
+    /// The audit log's append pipeline.
+    audit: audit::AuditLog,
 }
 
 impl Service {
     pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
         Service {
+            audit: audit::AuditLog::new(config.audit.clone(), store.clone()),
             store,
             keyring,
             clock,

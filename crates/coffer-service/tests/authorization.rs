@@ -74,7 +74,7 @@ impl World {
             document: user_doc(name, policies, tags),
             revision: 1,
         };
-        self.store.write_iam(vec![IamWrite::Create(record)]).await.unwrap();
+        self.store.write_iam(vec![IamWrite::Create(record)], None).await.unwrap();
         self.s.refresh_iam().await.unwrap();
         user_ctx(name)
     }
@@ -89,7 +89,10 @@ impl World {
             document: user_doc(name, policies, tags),
             revision: current.revision + 1,
         };
-        self.store.write_iam(vec![IamWrite::Update { expected_revision: current.revision, record }]).await.unwrap();
+        self.store
+            .write_iam(vec![IamWrite::Update { expected_revision: current.revision, record }], None)
+            .await
+            .unwrap();
         self.s.refresh_iam().await.unwrap();
     }
 

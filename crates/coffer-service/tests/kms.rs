@@ -265,7 +265,7 @@ async fn values_sealed_before_kms_keys_move_under_their_key() {
             envelope,
         }],
     };
-    store.write_secret(SecretWrite::Create(state)).await.unwrap();
+    store.write_secret(SecretWrite::Create(state), None).await.unwrap();
     assert_eq!(read_secret(&s, "legacy").await.unwrap(), "legacy-value");
     let report = s.migrate_legacy_envelopes(REGION).await.unwrap().unwrap();
     assert_eq!((report.rewrapped, report.legacy_left), (1, 0));

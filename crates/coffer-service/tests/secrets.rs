@@ -524,10 +524,10 @@ async fn ciphertext_cannot_be_moved_to_another_version() {
     let mut secret = state.secret.clone();
     secret.revision += 1;
     f.store
-        .write_secret(SecretWrite::Delete { arn: secret.arn.clone(), expected_revision: state.secret.revision })
+        .write_secret(SecretWrite::Delete { arn: secret.arn.clone(), expected_revision: state.secret.revision }, None)
         .await
         .unwrap();
-    f.store.write_secret(SecretWrite::Create(coffer_store::SecretState { secret, versions })).await.unwrap();
+    f.store.write_secret(SecretWrite::Create(coffer_store::SecretState { secret, versions }), None).await.unwrap();
     f.service.invalidate_secret(&state.secret.arn);
     let err = get(&f, "bound").await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::DecryptionFailure);

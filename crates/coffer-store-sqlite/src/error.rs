@@ -23,6 +23,8 @@ pub(crate) fn map_sqlite(e: rusqlite::Error) -> StoreError {
             C::ConstraintViolation | C::DatabaseCorrupt | C::NotADatabase | C::TypeMismatch => {
                 StoreError::Corrupt(short(&e))
             }
+            // Said in plain words: operators see this in /readyz and must know to free space, not retry.
+            C::DiskFull => StoreError::Unavailable(format!("disk full: {}", short(&e))),
             _ => StoreError::Unavailable(short(&e)),
         },
         rusqlite::Error::FromSqlConversionFailure(..)

@@ -17,6 +17,10 @@
 //! Reads (`reader.rs`) run on a small pool of read-only connections through `spawn_blocking`; WAL
 //! lets them proceed while the writer commits.
 //!
+//! The audit log (`audit.rs`): events are chained by the writer thread in commit order, each in the
+//! same savepoint as the change it records; [`SqliteStore::open_read_only`] reads a copy of the file
+//! for offline verification without writing to it.
+//!
 //! Schema (`schema.rs`): versioned migrations embedded from `migrations/NNNN_name.sql`, tracked in
 //! `schema_version`; a file written by a newer Coffer is refused with `SchemaTooNew`, untouched.
 
@@ -26,25 +30,27 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use coffer_store::{
-    AccessKeyRecord, AliasRecord, AliasWrite, EnvelopeSwap, EpochMillis, IamEntityRecord, IamWrite, KmsKeyRecord,
-    KmsKeyState, KmsKeyWrite, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite,
-    Store, StoreError, StoreResult,
+    AccessKeyRecord, AliasRecord, AliasWrite, AuditAppend, AuditDigestAppend, AuditDigestRecord, AuditHead, AuditQuery,
+    AuditRecord, EnvelopeSwap, EpochMillis, IamEntityRecord, IamWrite, KmsKeyRecord, KmsKeyState, KmsKeyWrite,
+    ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store, StoreError,
+    StoreResult,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+mod audit;
 mod error;
 mod reader;
 mod schema;
 mod writer;
 
 pub use reader::READ_POOL_SIZE;
-pub use schema::SCHEMA_VERSION;
+pub use schema::{AUDIT_SCHEMA_VERSION, SCHEMA_VERSION};
 pub use writer::{WriterStats, MAX_BATCH};
 
 use error::{map_sqlite, unavailable};
-use reader::{Key, ReadPool};
-use writer::{Counters, Job, WriteOp, WriteReply};
+use reader::{Key, ReadMode, ReadPool};
+use writer::{Counters, Done, Job, WriteOp};
 
 /// The SQLite [`Store`]. Cheap to share behind an `Arc`; all methods take `&self`.
 ///
@@ -59,6 +65,8 @@ pub struct SqliteStore {
     checkpoint_thread: Option<JoinHandle<()>>,
     readers: Arc<ReadPool>,
     counters: Arc<Counters>,
+    /// Opened with [`SqliteStore::open_read_only`]: there is no writer, and every write is refused.
+    read_only: bool,
 }
 
 fn writer_stopped() -> StoreError {
@@ -104,13 +112,72 @@ impl SqliteStore {
             .spawn(move || writer::checkpoint_loop(checkpoint_conn, stop_rx))
             .map_err(|e| unavailable(format!("starting the database checkpointer: {e}")))?;
         Ok(SqliteStore {
-            readers: ReadPool::new(&path),
+            readers: ReadPool::new(&path, ReadMode::Serving),
             path,
             writer: Some(tx),
             writer_thread: Some(writer_thread),
             checkpoint_stop: Some(stop_tx),
             checkpoint_thread: Some(checkpoint_thread),
             counters,
+            read_only: false,
+        })
+    }
+
+    /// Opens an existing database file for reading only, for offline work on a copy of the data
+    /// (`coffer audit verify`): every read of the [`Store`] trait works, every write answers
+    /// [`StoreError::Unavailable`].
+    ///
+    /// Nothing is ever written to the file: no migration, no journal-mode change, no checkpoint; every
+    /// connection is opened with `SQLITE_OPEN_READ_ONLY`. A file with neither a `-wal` nor a `-shm`
+    /// file beside it (a copy, or a database closed cleanly) is opened as immutable: no locks, and no
+    /// file is created beside it, so it can sit on read-only media. A copy taken with its `-wal` file
+    /// is read with it: SQLite then keeps its `-shm` index of the WAL beside it (creating it if
+    /// needed), but neither the database nor the WAL is written.
+    ///
+    /// Errors: [`StoreError::Unavailable`] if the file does not exist or cannot be read, or its schema
+    /// predates the audit log ([`AUDIT_SCHEMA_VERSION`]: open it once with `open` to migrate it);
+    /// [`StoreError::SchemaTooNew`] if a newer Coffer wrote it; [`StoreError::Corrupt`] if it is not a
+    /// database.
+    pub async fn open_read_only(path: &Path) -> StoreResult<SqliteStore> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_read_only_blocking(path))
+            .await
+            .map_err(|e| unavailable(format!("opening the database failed: {e}")))?
+    }
+
+    fn open_read_only_blocking(path: PathBuf) -> StoreResult<SqliteStore> {
+        if !path.is_file() {
+            return Err(unavailable(format!("no database file at {}", path.display())));
+        }
+        // Nothing beside it: no writer has it open (its last connection removes both files on close),
+        // so it can be read as immutable.
+        let beside = |suffix: &str| {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name).exists()
+        };
+        let mode = ReadMode::Offline { immutable: !beside("-wal") && !beside("-shm") };
+        let conn = reader::open_reader(&path, mode)?;
+        let found = schema::schema_version(&conn).map_err(map_sqlite)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+        }
+        if found < AUDIT_SCHEMA_VERSION {
+            return Err(unavailable(format!(
+                "database schema version {found} predates the audit log (version {AUDIT_SCHEMA_VERSION}); \
+                 start coffer on it once to migrate it, then copy it again"
+            )));
+        }
+        drop(conn);
+        Ok(SqliteStore {
+            readers: ReadPool::new(&path, mode),
+            path,
+            writer: None,
+            writer_thread: None,
+            checkpoint_stop: None,
+            checkpoint_thread: None,
+            counters: Arc::new(Counters::default()),
+            read_only: true,
         })
     }
 
@@ -124,10 +191,18 @@ impl SqliteStore {
         self.counters.snapshot()
     }
 
-    async fn write(&self, op: WriteOp) -> WriteReply {
+    async fn write(&self, op: WriteOp) -> StoreResult<usize> {
+        Ok(self.write_with_events(op, Vec::new()).await?.rows)
+    }
+
+    /// Queues a change and the events that record it; they commit together or not at all.
+    async fn write_with_events(&self, op: WriteOp, events: Vec<AuditAppend>) -> StoreResult<Done> {
+        if self.read_only {
+            return Err(unavailable("the database was opened read-only"));
+        }
         let sender = self.writer.as_ref().ok_or_else(writer_stopped)?;
         let (reply, answer) = oneshot::channel();
-        sender.send(Job { op, reply }).await.map_err(|_| writer_stopped())?;
+        sender.send(Job { op, events, reply }).await.map_err(|_| writer_stopped())?;
         answer.await.map_err(|_| writer_stopped())?
     }
 }
@@ -168,8 +243,8 @@ impl Store for SqliteStore {
         self.readers.read(move |c| reader::list_secrets(c, &region)).await
     }
 
-    async fn write_secret(&self, write: SecretWrite) -> StoreResult<()> {
-        self.write(WriteOp::Secret(Box::new(write))).await.map(drop)
+    async fn write_secret(&self, write: SecretWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
+        self.write_with_events(WriteOp::Secret(Box::new(write)), audit.into_iter().collect()).await.map(drop)
     }
 
     async fn touch_secret_accessed(&self, arn: &str, day: EpochMillis) -> StoreResult<()> {
@@ -194,8 +269,8 @@ impl Store for SqliteStore {
         self.readers.read(move |c| reader::load_parameter(c, &region, &name)).await
     }
 
-    async fn write_parameter(&self, write: ParameterWrite) -> StoreResult<()> {
-        self.write(WriteOp::Parameter(Box::new(write))).await.map(drop)
+    async fn write_parameter(&self, write: ParameterWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
+        self.write_with_events(WriteOp::Parameter(Box::new(write)), audit.into_iter().collect()).await.map(drop)
     }
 
     async fn list_parameters(&self, query: ParameterQuery) -> StoreResult<Vec<ParameterState>> {
@@ -231,8 +306,8 @@ impl Store for SqliteStore {
         self.readers.read(move |c| reader::list_kms_keys(c, &region)).await
     }
 
-    async fn write_kms_key(&self, write: KmsKeyWrite) -> StoreResult<()> {
-        self.write(WriteOp::KmsKey(Box::new(write))).await.map(drop)
+    async fn write_kms_key(&self, write: KmsKeyWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
+        self.write_with_events(WriteOp::KmsKey(Box::new(write)), audit.into_iter().collect()).await.map(drop)
     }
 
     async fn load_alias(&self, region: &str, alias_name: &str) -> StoreResult<Option<AliasRecord>> {
@@ -245,8 +320,8 @@ impl Store for SqliteStore {
         self.readers.read(move |c| reader::list_aliases(c, &region)).await
     }
 
-    async fn write_alias(&self, write: AliasWrite) -> StoreResult<()> {
-        self.write(WriteOp::Alias(write)).await.map(drop)
+    async fn write_alias(&self, write: AliasWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
+        self.write_with_events(WriteOp::Alias(write), audit.into_iter().collect()).await.map(drop)
     }
 
     async fn rewrap_secret_versions(&self, arn: &str, swaps: Vec<EnvelopeSwap<String>>) -> StoreResult<usize> {
@@ -270,9 +345,9 @@ impl Store for SqliteStore {
         self.readers.read(reader::iam_generation).await
     }
 
-    async fn write_iam(&self, writes: Vec<IamWrite>) -> StoreResult<u64> {
+    async fn write_iam(&self, writes: Vec<IamWrite>, audit: Option<AuditAppend>) -> StoreResult<u64> {
         // The writer answers an IAM batch with the new generation.
-        let generation = self.write(WriteOp::Iam(writes)).await?;
+        let generation = self.write_with_events(WriteOp::Iam(writes), audit.into_iter().collect()).await?.rows;
         u64::try_from(generation).map_err(|_| error::corrupt(format!("IAM generation {generation} out of range")))
     }
 
@@ -280,7 +355,55 @@ impl Store for SqliteStore {
         let user_name = user_name.to_string();
         self.readers.read(move |c| reader::list_access_keys(c, &user_name)).await
     }
+
+    async fn append_audit(&self, events: Vec<AuditAppend>) -> StoreResult<AuditHead> {
+        if events.is_empty() {
+            // Nothing to chain: the committed head, without a turn of the writer.
+            return self.audit_head().await;
+        }
+        Ok(self.write_with_events(WriteOp::Events, events).await?.head)
+    }
+
+    async fn audit_head(&self) -> StoreResult<AuditHead> {
+        self.readers.read(audit::head).await
+    }
+
+    async fn audit_oldest_seq(&self) -> StoreResult<Option<u64>> {
+        self.readers.read(audit::oldest_seq).await
+    }
+
+    async fn query_audit(&self, query: AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        self.readers.read(move |c| audit::query(c, &query)).await
+    }
+
+    async fn audit_records_from(&self, from_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        self.readers.read(move |c| audit::records_from(c, from_seq, limit)).await
+    }
+
+    async fn audit_seq_at(&self, time_ms: EpochMillis) -> StoreResult<Option<u64>> {
+        self.readers.read(move |c| audit::seq_at(c, time_ms)).await
+    }
+
+    async fn append_audit_digest(&self, expected_latest: u64, digest: AuditDigestAppend) -> StoreResult<u64> {
+        let number = self.write(WriteOp::AuditDigest { expected_latest, digest }).await?;
+        u64::try_from(number).map_err(|_| error::corrupt(format!("digest number {number} out of range")))
+    }
+
+    async fn audit_digests(&self, from_number: u64, limit: usize) -> StoreResult<Vec<AuditDigestRecord>> {
+        self.readers.read(move |c| audit::digests(c, from_number, limit)).await
+    }
+
+    async fn latest_audit_digest(&self) -> StoreResult<Option<AuditDigestRecord>> {
+        self.readers.read(audit::latest_digest).await
+    }
+
+    async fn prune_audit(&self, before_seq: u64, keep_digests_from: u64, limit: usize) -> StoreResult<u64> {
+        let pruned = self.write(WriteOp::PruneAudit { before_seq, keep_digests_from, limit }).await?;
+        u64::try_from(pruned).map_err(|_| error::corrupt(format!("{pruned} pruned records out of range")))
+    }
 }
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod tests;

@@ -30,25 +30,74 @@ pub const READ_POOL_SIZE: usize = 4;
 
 pub(crate) struct ReadPool {
     path: PathBuf,
+    mode: ReadMode,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
 }
 
+/// How read connections are opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// Beside the writer, serving requests: SQLite's defaults.
+    Serving,
+    /// [`crate::SqliteStore::open_read_only`]: offline reading (verification, export of a copy) scans
+    /// the whole log, so a larger page cache. `immutable` tells SQLite nobody writes the file while it
+    /// is open: it then takes no locks and creates no `-wal` or `-shm` file beside it (so reading leaves
+    /// the directory untouched, and works on read-only media), and the file can be memory-mapped.
+    Offline { immutable: bool },
+}
+
+/// A read-only connection in the given mode.
+pub(crate) fn open_reader(path: &Path, mode: ReadMode) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let immutable = mode == ReadMode::Offline { immutable: true };
+    let conn = match (immutable, path.to_str()) {
+        (true, Some(path)) => Connection::open_with_flags(
+            format!("file:{}?immutable=1", uri_escape(path)),
+            flags | OpenFlags::SQLITE_OPEN_URI,
+        ),
+        // Not UTF-8: no URI can name it; an ordinary read-only open still writes nothing to the file.
+        _ => Connection::open_with_flags(path, flags),
+    }
+    .map_err(map_sqlite)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(map_sqlite)?;
+    if let ReadMode::Offline { immutable } = mode {
+        conn.pragma_update(None, "cache_size", -32_768).map_err(map_sqlite)?; // 32 MiB
+        if immutable {
+            // Pages mapped instead of copied in by a read() each: about double the records per second.
+            // Safe only because nobody writes an immutable file: it cannot shrink under the mapping.
+            // (SQLite caps the size at its compile-time maximum, 2 GiB by default.)
+            conn.pragma_update(None, "mmap_size", 1i64 << 40).map_err(map_sqlite)?;
+        }
+    }
+    Ok(conn)
+}
+
+/// Percent-escapes a path for an SQLite `file:` URI (everything but unreserved characters and `/`).
+fn uri_escape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl ReadPool {
-    pub fn new(path: &Path) -> Arc<ReadPool> {
+    pub fn new(path: &Path, mode: ReadMode) -> Arc<ReadPool> {
         Arc::new(ReadPool {
             path: path.to_path_buf(),
+            mode,
             idle: Mutex::new(Vec::with_capacity(READ_POOL_SIZE)),
             permits: Arc::new(Semaphore::new(READ_POOL_SIZE)),
         })
     }
 
     fn connect(&self) -> StoreResult<Connection> {
-        let conn =
-            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(map_sqlite)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(map_sqlite)?;
-        Ok(conn)
+        open_reader(&self.path, self.mode)
     }
 
     /// Runs `f` on a pooled read connection, off the async worker threads.

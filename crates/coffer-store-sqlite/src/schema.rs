@@ -35,10 +35,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "parameters", sql: include_str!("../migrations/0002_parameters.sql") },
     Migration { version: 3, name: "kms", sql: include_str!("../migrations/0003_kms.sql") },
     Migration { version: 4, name: "iam", sql: include_str!("../migrations/0004_iam.sql") },
+    Migration { version: 5, name: "audit", sql: include_str!("../migrations/0005_audit.sql") },
 ];
 
 /// The schema version this binary writes (the last migration's).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
+
+/// The first schema version with the audit log: the oldest a read-only opener accepts.
+pub const AUDIT_SCHEMA_VERSION: i64 = 5;
 
 /// How long a connection waits for a lock held by another connection or process before giving up
 /// with `Unavailable`.

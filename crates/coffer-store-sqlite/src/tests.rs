@@ -78,7 +78,19 @@ async fn a_new_file_is_migrated_in_wal_mode_and_reopening_changes_nothing() {
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(versions(&conn), (1..=SCHEMA_VERSION).collect::<Vec<_>>());
-        for table in ["secrets", "secret_versions", "access_keys", "settings", "iam_entities", "iam_generation"] {
+        for table in [
+            "secrets",
+            "secret_versions",
+            "access_keys",
+            "settings",
+            "iam_entities",
+            "iam_generation",
+            "audit_events",
+            "audit_lookup",
+            "audit_lookup_lists",
+            "audit_head",
+            "audit_digests",
+        ] {
             let n: i64 = conn
                 .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [table], |r| {
                     r.get(0)
@@ -108,8 +120,8 @@ async fn writes_survive_reopening() {
     let mut updated = sample("durable");
     {
         let store = SqliteStore::open(&path).await.unwrap();
-        store.write_secret(SecretWrite::Create(sample("durable"))).await.unwrap();
-        store.write_secret(SecretWrite::Create(sample("deleted"))).await.unwrap();
+        store.write_secret(SecretWrite::Create(sample("durable")), None).await.unwrap();
+        store.write_secret(SecretWrite::Create(sample("deleted")), None).await.unwrap();
         updated.secret.revision = 2;
         updated.secret.description = None;
         updated.versions.push(VersionRecord {
@@ -120,17 +132,20 @@ async fn writes_survive_reopening() {
             envelope: vec![0; 70_000],
         });
         store
-            .write_secret(SecretWrite::Update {
-                expected_revision: 1,
-                secret: updated.secret.clone(),
-                new_versions: vec![updated.versions[1].clone()],
-                stage_updates: vec![],
-                deleted_versions: vec![],
-            })
+            .write_secret(
+                SecretWrite::Update {
+                    expected_revision: 1,
+                    secret: updated.secret.clone(),
+                    new_versions: vec![updated.versions[1].clone()],
+                    stage_updates: vec![],
+                    deleted_versions: vec![],
+                },
+                None,
+            )
             .await
             .unwrap();
         let deleted_arn = sample("deleted").secret.arn;
-        store.write_secret(SecretWrite::Delete { arn: deleted_arn, expected_revision: 1 }).await.unwrap();
+        store.write_secret(SecretWrite::Delete { arn: deleted_arn, expected_revision: 1 }, None).await.unwrap();
         store.touch_secret_accessed(&updated.secret.arn, 86_400_000).await.unwrap();
         store.insert_access_key(key.clone()).await.unwrap();
         store.put_setting_if_absent("k", b"v").await.unwrap();
@@ -150,7 +165,7 @@ async fn refuses_a_newer_schema_and_changes_nothing() {
     let path = dir.path().join("coffer.db");
     {
         let store = SqliteStore::open(&path).await.unwrap();
-        store.write_secret(SecretWrite::Create(sample("kept"))).await.unwrap();
+        store.write_secret(SecretWrite::Create(sample("kept")), None).await.unwrap();
     }
     {
         let conn = raw(&path);
@@ -192,7 +207,7 @@ async fn concurrent_writes_share_commits() {
         tasks.push(tokio::spawn(async move {
             let mut st = sample(&format!("g/{i}"));
             st.secret.created = i;
-            store.write_secret(SecretWrite::Create(st)).await
+            store.write_secret(SecretWrite::Create(st), None).await
         }));
     }
     for t in tasks {
@@ -211,14 +226,14 @@ async fn concurrent_writes_share_commits() {
 async fn a_failing_write_does_not_sink_its_batch() {
     let (store, _dir) = fresh().await;
     let store = Arc::new(store);
-    store.write_secret(SecretWrite::Create(sample("taken"))).await.unwrap();
+    store.write_secret(SecretWrite::Create(sample("taken")), None).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..50 {
         let store = store.clone();
         let name = if i % 5 == 0 { "taken".to_string() } else { format!("ok/{i}") };
         let mut st = sample(&name);
         st.secret.arn = format!("{}-{i}", st.secret.arn);
-        tasks.push(tokio::spawn(async move { store.write_secret(SecretWrite::Create(st)).await }));
+        tasks.push(tokio::spawn(async move { store.write_secret(SecretWrite::Create(st), None).await }));
     }
     let (mut ok, mut dup) = (0, 0);
     for t in tasks {
@@ -239,19 +254,22 @@ async fn a_failing_write_does_not_sink_its_batch() {
 async fn a_write_failing_halfway_leaves_no_trace() {
     let (store, _dir) = fresh().await;
     let st = sample("half");
-    store.write_secret(SecretWrite::Create(st.clone())).await.unwrap();
+    store.write_secret(SecretWrite::Create(st.clone()), None).await.unwrap();
     let mut s = st.secret.clone();
     s.revision = 2;
     s.description = Some("half-applied".into());
     let fresh_version = VersionRecord { version_id: "v2".into(), ..st.versions[0].clone() };
     let err = store
-        .write_secret(SecretWrite::Update {
-            expected_revision: 1,
-            secret: s,
-            new_versions: vec![fresh_version, st.versions[0].clone()],
-            stage_updates: vec![("v1".into(), vec![])],
-            deleted_versions: vec![],
-        })
+        .write_secret(
+            SecretWrite::Update {
+                expected_revision: 1,
+                secret: s,
+                new_versions: vec![fresh_version, st.versions[0].clone()],
+                stage_updates: vec![("v1".into(), vec![])],
+                deleted_versions: vec![],
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(err, StoreError::AlreadyExists);
@@ -262,7 +280,7 @@ async fn a_write_failing_halfway_leaves_no_trace() {
 async fn damaged_rows_are_corrupt_not_panics() {
     let (store, dir) = fresh().await;
     for name in ["bad-tags", "bad-kind", "bad-revision", "bad-stages"] {
-        store.write_secret(SecretWrite::Create(sample(name))).await.unwrap();
+        store.write_secret(SecretWrite::Create(sample(name)), None).await.unwrap();
     }
     {
         let conn = raw(&dir.path().join("coffer.db"));
@@ -285,7 +303,7 @@ async fn damaged_rows_are_corrupt_not_panics() {
     }
     assert!(matches!(store.list_secrets("us-east-1").await.unwrap_err(), StoreError::Corrupt(_)));
     // The read connections survive a failed read.
-    store.write_secret(SecretWrite::Create(sample("fine"))).await.unwrap();
+    store.write_secret(SecretWrite::Create(sample("fine")), None).await.unwrap();
     assert!(store.load_secret_by_name("us-east-1", "fine").await.unwrap().is_some());
 }
 
@@ -293,7 +311,7 @@ async fn damaged_rows_are_corrupt_not_panics() {
 async fn a_stopped_writer_is_unavailable() {
     let (mut store, _dir) = fresh().await;
     drop(store.writer.take());
-    let err = store.write_secret(SecretWrite::Create(sample("late"))).await.unwrap_err();
+    let err = store.write_secret(SecretWrite::Create(sample("late")), None).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(matches!(store.put_setting_if_absent("k", b"v").await, Err(StoreError::Unavailable(_))));
     // Reads still work.
@@ -305,7 +323,7 @@ async fn a_stopped_writer_is_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_proceed_while_another_connection_holds_the_write_lock() {
     let (store, dir) = fresh().await;
-    store.write_secret(SecretWrite::Create(sample("before"))).await.unwrap();
+    store.write_secret(SecretWrite::Create(sample("before")), None).await.unwrap();
     let path = dir.path().join("coffer.db");
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
@@ -320,7 +338,7 @@ async fn reads_proceed_while_another_connection_holds_the_write_lock() {
     let store = Arc::new(store);
     let writer = {
         let store = store.clone();
-        tokio::spawn(async move { store.write_secret(SecretWrite::Create(sample("after"))).await })
+        tokio::spawn(async move { store.write_secret(SecretWrite::Create(sample("after")), None).await })
     };
     // The lock is held until we say so: these reads must not need it.
     for _ in 0..10 {
@@ -357,19 +375,28 @@ async fn iam_survives_reopening() {
     let key = iam_key("AKIAIAMDURABLE000001", "alice", 5);
     {
         let store = SqliteStore::open(&path).await.unwrap();
-        store.write_iam(vec![IamWrite::Create(alice.clone()), IamWrite::InsertAccessKey(key.clone())]).await.unwrap();
         store
-            .write_iam(vec![
-                IamWrite::Create(iam_user("bob", b"{}")),
-                IamWrite::DeleteAccessKey { access_key_id: key.access_key_id.clone() },
-            ])
+            .write_iam(vec![IamWrite::Create(alice.clone()), IamWrite::InsertAccessKey(key.clone())], None)
             .await
             .unwrap();
         store
-            .write_iam(vec![
-                IamWrite::Delete { kind: IamKind::User, name: "bob".into(), expected_revision: 1 },
-                IamWrite::InsertAccessKey(key.clone()),
-            ])
+            .write_iam(
+                vec![
+                    IamWrite::Create(iam_user("bob", b"{}")),
+                    IamWrite::DeleteAccessKey { access_key_id: key.access_key_id.clone() },
+                ],
+                None,
+            )
+            .await
+            .unwrap();
+        store
+            .write_iam(
+                vec![
+                    IamWrite::Delete { kind: IamKind::User, name: "bob".into(), expected_revision: 1 },
+                    IamWrite::InsertAccessKey(key.clone()),
+                ],
+                None,
+            )
             .await
             .unwrap();
         // Dropped without any explicit flush or close.
@@ -378,7 +405,7 @@ async fn iam_survives_reopening() {
     assert_eq!(store.load_iam().await.unwrap(), (3, vec![alice]));
     assert_eq!(store.iam_generation().await.unwrap(), 3);
     assert_eq!(store.list_access_keys("alice").await.unwrap(), vec![key]);
-    assert_eq!(store.write_iam(vec![]).await.unwrap(), 4, "the generation carries on where it was");
+    assert_eq!(store.write_iam(vec![], None).await.unwrap(), 4, "the generation carries on where it was");
 }
 
 /// A file written by the previous schema (no IAM tables, access keys already stored) is migrated: IAM
@@ -412,7 +439,7 @@ async fn a_version_3_file_is_migrated_to_iam() {
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.load_iam().await.unwrap(), (0, vec![]));
     assert_eq!(store.list_access_keys("root").await.unwrap(), vec![old_key]);
-    assert_eq!(store.write_iam(vec![IamWrite::Create(iam_user("alice", b"{}"))]).await.unwrap(), 1);
+    assert_eq!(store.write_iam(vec![IamWrite::Create(iam_user("alice", b"{}"))], None).await.unwrap(), 1);
     let version: i64 = raw(&path).query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
@@ -440,7 +467,7 @@ async fn listing_access_keys_uses_the_user_index() {
 async fn an_iam_batch_is_one_writer_operation() {
     let (store, _dir) = fresh().await;
     let batch: Vec<IamWrite> = (0..50).map(|i| IamWrite::Create(iam_user(&format!("u{i}"), b"{}"))).collect();
-    assert_eq!(store.write_iam(batch).await.unwrap(), 1);
+    assert_eq!(store.write_iam(batch, None).await.unwrap(), 1);
     assert_eq!(store.stats().writes, 1);
 
     let store = Arc::new(store);
@@ -452,9 +479,9 @@ async fn an_iam_batch_is_one_writer_operation() {
                 // Fails on its last write (u0 exists): all of it must go.
                 let writes =
                     vec![IamWrite::Create(iam_user(&format!("new{i}"), b"{}")), IamWrite::Create(iam_user("u0", b""))];
-                store.write_iam(writes).await.map(drop)
+                store.write_iam(writes, None).await.map(drop)
             } else {
-                store.write_secret(SecretWrite::Create(sample(&format!("s{i}")))).await
+                store.write_secret(SecretWrite::Create(sample(&format!("s{i}"))), None).await
             }
         }));
     }
@@ -478,7 +505,7 @@ async fn an_iam_batch_is_one_writer_operation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn damaged_iam_rows_are_corrupt_not_panics() {
     let (store, dir) = fresh().await;
-    store.write_iam(vec![IamWrite::Create(iam_user("alice", b"{}"))]).await.unwrap();
+    store.write_iam(vec![IamWrite::Create(iam_user("alice", b"{}"))], None).await.unwrap();
     let conn = raw(&dir.path().join("coffer.db"));
     let corrupt = |e: StoreError| assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
 
@@ -495,16 +522,16 @@ async fn damaged_iam_rows_are_corrupt_not_panics() {
     corrupt(store.iam_generation().await.unwrap_err());
     corrupt(store.load_iam().await.unwrap_err());
     conn.execute("UPDATE iam_generation SET generation = 9223372036854775807", []).unwrap();
-    corrupt(store.write_iam(vec![]).await.unwrap_err());
+    corrupt(store.write_iam(vec![], None).await.unwrap_err());
     conn.execute("DELETE FROM iam_generation", []).unwrap();
     corrupt(store.iam_generation().await.unwrap_err());
     corrupt(store.load_iam().await.unwrap_err());
     // A batch that cannot bump the generation is not applied at all.
-    corrupt(store.write_iam(vec![IamWrite::Create(iam_user("bob", b"{}"))]).await.unwrap_err());
+    corrupt(store.write_iam(vec![IamWrite::Create(iam_user("bob", b"{}"))], None).await.unwrap_err());
     let users: i64 = conn.query_row("SELECT COUNT(*) FROM iam_entities", [], |r| r.get(0)).unwrap();
     assert_eq!(users, 1);
 
     conn.execute("INSERT INTO iam_generation (id, generation) VALUES (0, 7)", []).unwrap();
-    assert_eq!(store.write_iam(vec![IamWrite::Create(iam_user("bob", b"{}"))]).await.unwrap(), 8);
+    assert_eq!(store.write_iam(vec![IamWrite::Create(iam_user("bob", b"{}"))], None).await.unwrap(), 8);
     assert_eq!(store.stats().failed_batches, 0, "a damaged row fails one write, not its group commit");
 }

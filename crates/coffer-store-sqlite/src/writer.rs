@@ -14,6 +14,10 @@
 //! every write in it with that error and commits none of them: no write is acknowledged before it is
 //! durable, and none is half-applied.
 //!
+//! Audit events ride along: a job carries the events to chain after its change (`Job::events`), in
+//! the same savepoint, so a change and its event commit together or not at all; the chain's head is
+//! tracked in memory across the batch (see `audit.rs`).
+//!
 //! No write is lost on shutdown: the thread exits only when the channel is closed *and* drained.
 //!
 //! The checkpointer (a second, mostly idle thread) folds the WAL back into the database file with
@@ -24,12 +28,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_store::{
-    AccessKeyRecord, AliasWrite, EnvelopeSwap, EpochMillis, IamWrite, KeyMaterialRecord, KmsKeyWrite,
-    ParameterVersionRecord, ParameterWrite, SecretWrite, StoreError, StoreResult, VersionRecord,
+    AccessKeyRecord, AliasWrite, AuditAppend, AuditDigestAppend, AuditHead, EnvelopeSwap, EpochMillis, IamWrite,
+    KeyMaterialRecord, KmsKeyWrite, ParameterVersionRecord, ParameterWrite, SecretWrite, StoreError, StoreResult,
+    VersionRecord,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audit::{self, Chain, ChainState};
 use crate::error::{corrupt, map_sqlite, unavailable};
 
 /// The most writes one transaction carries. Bounds the latency a single commit adds to its writes and
@@ -38,6 +44,13 @@ pub const MAX_BATCH: usize = 256;
 
 /// How many writes may wait in the channel before callers are made to wait (backpressure).
 pub(crate) const QUEUE_CAPACITY: usize = 4 * MAX_BATCH;
+
+/// A WAL longer than this (frames, i.e. pages; 64 MiB of 4 KiB pages) is restarted by the
+/// checkpointer (see [`checkpoint_loop`]).
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
+/// How long a RESTART checkpoint may wait for its turn (and so hold new writes back).
+const WAL_RESTART_WAIT: Duration = Duration::from_millis(100);
 
 /// How often the checkpointer runs.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
@@ -56,14 +69,26 @@ pub(crate) enum WriteOp {
     RewrapParameter { region: String, name: String, swaps: Vec<EnvelopeSwap<i64>> },
     // A whole IAM batch is ONE operation, so its savepoint makes it all-or-nothing (`apply_iam_batch`).
     Iam(Vec<IamWrite>),
+    // No change: the job's events are all there is (`append_audit`).
+    Events,
+    AuditDigest { expected_latest: u64, digest: AuditDigestAppend },
+    PruneAudit { before_seq: u64, keep_digests_from: u64, limit: usize },
 }
 
 /// What a write answers: how many rows it changed (1 for a decided change; 0 or 1 for the conditional
-/// setting writes; the envelopes replaced for a re-wrap), or for an IAM batch the new IAM generation.
-pub(crate) type WriteReply = StoreResult<usize>;
+/// setting writes; the envelopes replaced for a re-wrap; the records pruned), or for an IAM batch the
+/// new IAM generation, or for a digest its number; and the chain's head after the job's events.
+pub(crate) struct Done {
+    pub rows: usize,
+    pub head: AuditHead,
+}
+
+pub(crate) type WriteReply = StoreResult<Done>;
 
 pub(crate) struct Job {
     pub op: WriteOp,
+    /// Chained after `op` applied, in its savepoint: both commit, or neither does.
+    pub events: Vec<AuditAppend>,
     pub reply: oneshot::Sender<WriteReply>,
 }
 
@@ -102,6 +127,7 @@ impl Counters {
 
 /// The writer thread's body: runs until every sender is gone and the queue is drained.
 pub(crate) fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, counters: Arc<Counters>) {
+    let mut chain = Chain::load(&conn);
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -112,7 +138,7 @@ pub(crate) fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, cou
             }
         }
         let n = batch.len() as u64;
-        let outcome = apply_batch(&mut conn, &batch);
+        let outcome = apply_batch(&mut conn, &batch, &mut chain);
         counters.writes.fetch_add(n, Ordering::Relaxed);
         counters.largest_batch.fetch_max(n, Ordering::Relaxed);
         match outcome {
@@ -141,21 +167,26 @@ fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> StoreRe
 
 /// One transaction for the whole batch; each write isolated by its own savepoint. `Ok` means committed
 /// (individual writes may still have failed); `Err` means nothing in the batch was applied.
-fn apply_batch(conn: &mut Connection, batch: &[Job]) -> StoreResult<Vec<WriteReply>> {
+fn apply_batch(conn: &mut Connection, batch: &[Job], chain: &mut Chain) -> StoreResult<Vec<WriteReply>> {
     // A transaction left open by an earlier failure (a ROLLBACK that itself failed) would make every
     // later BEGIN fail; clear it so one bad moment does not wedge the writer for good.
     rollback(conn);
     exec(conn, "BEGIN IMMEDIATE", [])?;
-    match apply_in_transaction(conn, batch) {
-        Ok(replies) => match exec(conn, "COMMIT", []) {
-            Ok(_) => Ok(replies),
-            Err(e) => {
-                rollback(conn);
-                Err(e)
-            }
-        },
+    let outcome = apply_in_transaction(conn, batch, chain).and_then(|(replies, head)| {
+        // The head row moves in the same transaction as the records it names.
+        chain.save(conn, &head)?;
+        exec(conn, "COMMIT", [])?;
+        Ok((replies, head))
+    });
+    match outcome {
+        Ok((replies, head)) => {
+            chain.committed(head);
+            Ok(replies)
+        }
         Err(e) => {
             rollback(conn);
+            // The batch's records are gone; so is any head computed from them.
+            chain.reload(conn);
             Err(e)
         }
     }
@@ -169,11 +200,24 @@ fn rollback(conn: &Connection) {
     }
 }
 
-fn apply_in_transaction(conn: &Connection, batch: &[Job]) -> StoreResult<Vec<WriteReply>> {
+/// Applies every job in its own savepoint; returns the replies and the chain's head after the batch.
+fn apply_in_transaction(
+    conn: &Connection,
+    batch: &[Job],
+    chain: &mut Chain,
+) -> StoreResult<(Vec<WriteReply>, ChainState)> {
+    let mut head = chain.start(conn)?;
     let mut replies = Vec::with_capacity(batch.len());
     for job in batch {
         exec(conn, "SAVEPOINT w", [])?;
-        let reply = apply_one(conn, &job.op);
+        let before = head;
+        let reply = apply_one(conn, &job.op).and_then(|rows| {
+            // Only once the change applied: a failed change must not consume a seq.
+            for event in &job.events {
+                head.append(conn, event)?;
+            }
+            Ok(Done { rows, head: head.head() })
+        });
         if conn.is_autocommit() {
             // SQLite aborted the whole transaction (I/O error, disk full, ...): nothing of the batch
             // survives, so no write in it may be acknowledged.
@@ -182,13 +226,17 @@ fn apply_in_transaction(conn: &Connection, batch: &[Job]) -> StoreResult<Vec<Wri
                 Ok(_) => unavailable("sqlite: the transaction was aborted"),
             });
         }
-        if reply.is_err() {
+        if let Err(e) = &reply {
+            if audit::is_chain_moved(e) {
+                return Err(e.clone()); // the batch fails and the head is reloaded
+            }
             exec(conn, "ROLLBACK TO w", [])?;
+            head = before;
         }
         exec(conn, "RELEASE w", [])?;
         replies.push(reply);
     }
-    Ok(replies)
+    Ok((replies, head))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
@@ -199,8 +247,14 @@ pub(crate) fn revision_to_sql(r: u64) -> StoreResult<i64> {
     i64::try_from(r).map_err(|_| corrupt(format!("revision {r} out of range")))
 }
 
-fn apply_one(conn: &Connection, op: &WriteOp) -> WriteReply {
+/// Applies one job's change; answers as [`Done::rows`].
+fn apply_one(conn: &Connection, op: &WriteOp) -> StoreResult<usize> {
     match op {
+        WriteOp::Events => Ok(0),
+        WriteOp::AuditDigest { expected_latest, digest } => audit::append_digest(conn, *expected_latest, digest),
+        WriteOp::PruneAudit { before_seq, keep_digests_from, limit } => {
+            audit::prune(conn, *before_seq, *keep_digests_from, *limit)
+        }
         WriteOp::Secret(write) => apply_secret_write(conn, write).map(|()| 1),
         WriteOp::Parameter(write) => apply_parameter_write(conn, write).map(|()| 1),
         WriteOp::KmsKey(write) => apply_kms_key_write(conn, write).map(|()| 1),
@@ -382,12 +436,32 @@ fn apply_secret_write(conn: &Connection, write: &SecretWrite) -> StoreResult<()>
 /// The checkpointer thread's body: a PASSIVE checkpoint every [`CHECKPOINT_EVERY`] on its own
 /// connection, until `stop` is signalled or dropped. PASSIVE copies what it can without waiting for
 /// (or blocking) the writer or readers; the WAL is then reused from the start instead of growing.
+///
+/// Under sustained writes that reuse never comes: the writer restarts the WAL only when every frame in
+/// it was copied back, and each passive pass ends behind the commits made meanwhile, so the WAL (and
+/// with it every page lookup in it) would grow without bound. Once it holds more than
+/// [`WAL_RESTART_FRAMES`], a RESTART checkpoint waits for the current commit, copies the little the
+/// passive pass left and makes the next write start the WAL over (`journal_size_limit` then trims
+/// the file): a short pause of the writer, instead of a log that never stops growing.
 pub(crate) fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    // Only a RESTART checkpoint waits (PASSIVE never does). While it waits for the writer and for
+    // readers of older snapshots it holds new writes back: it gives up soon, to try again next round.
+    if let Err(e) = conn.busy_timeout(WAL_RESTART_WAIT) {
+        tracing::debug!(error = %e, "setting the checkpointer's busy timeout failed");
+    }
     loop {
         match stop.recv_timeout(CHECKPOINT_EVERY) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::debug!(error = %e, "wal checkpoint skipped");
+                // (busy, frames in the WAL, frames copied back)
+                let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+                match passive {
+                    Ok(frames) if frames > WAL_RESTART_FRAMES => {
+                        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                            tracing::debug!(error = %e, frames, "wal restart checkpoint skipped");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "wal checkpoint skipped"),
                 }
             }
             _ => return,

@@ -17,9 +17,14 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod memory;
+
+pub use audit::{
+    AuditAppend, AuditDigestAppend, AuditDigestRecord, AuditHead, AuditQuery, AuditRecord, LookupAttribute, ValueMatch,
+};
 
 pub use memory::MemoryStore;
 
@@ -477,7 +482,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_secrets(&self, region: &str) -> StoreResult<Vec<SecretRecord>>;
 
     /// Applies one decided change atomically and durably.
-    async fn write_secret(&self, write: SecretWrite) -> StoreResult<()>;
+    async fn write_secret(&self, write: SecretWrite, audit: Option<AuditAppend>) -> StoreResult<()>;
 
     /// Records the (day-granular) last access time without bumping the revision: a read must not
     /// conflict with writers.
@@ -495,7 +500,7 @@ pub trait Store: Send + Sync + 'static {
     async fn load_parameter(&self, region: &str, name: &str) -> StoreResult<Option<ParameterState>>;
 
     /// Applies one decided parameter change atomically and durably.
-    async fn write_parameter(&self, write: ParameterWrite) -> StoreResult<()>;
+    async fn write_parameter(&self, write: ParameterWrite, audit: Option<AuditAppend>) -> StoreResult<()>;
 
     /// Parameters under a path, ordered by name, at most `limit`. A page costs a range scan of one
     /// index, never a scan of the whole store.
@@ -518,14 +523,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_kms_keys(&self, region: &str) -> StoreResult<Vec<KmsKeyRecord>>;
 
     /// Applies one decided change to a KMS key atomically and durably.
-    async fn write_kms_key(&self, write: KmsKeyWrite) -> StoreResult<()>;
+    async fn write_kms_key(&self, write: KmsKeyWrite, audit: Option<AuditAppend>) -> StoreResult<()>;
 
     async fn load_alias(&self, region: &str, alias_name: &str) -> StoreResult<Option<AliasRecord>>;
 
     /// Every alias in a region, ordered by name.
     async fn list_aliases(&self, region: &str) -> StoreResult<Vec<AliasRecord>>;
 
-    async fn write_alias(&self, write: AliasWrite) -> StoreResult<()>;
+    async fn write_alias(&self, write: AliasWrite, audit: Option<AuditAppend>) -> StoreResult<()>;
 
     /// Replaces version envelopes of a secret by re-wrapped ones, each only if the stored envelope is
     /// still `old` (a version rewritten or removed meanwhile is skipped). Does not bump the revision:
@@ -549,7 +554,7 @@ pub trait Store: Send + Sync + 'static {
     async fn iam_generation(&self) -> StoreResult<u64>;
 
     /// Applies a batch of IAM changes atomically (all or none) and durably; returns the new generation.
-    async fn write_iam(&self, writes: Vec<IamWrite>) -> StoreResult<u64>;
+    async fn write_iam(&self, writes: Vec<IamWrite>, audit: Option<AuditAppend>) -> StoreResult<u64>;
 
     /// The access keys whose `user_name` is `user_name`, ordered by creation time.
     async fn list_access_keys(&self, user_name: &str) -> StoreResult<Vec<AccessKeyRecord>>;
@@ -558,4 +563,40 @@ pub trait Store: Send + Sync + 'static {
     /// the same setting cannot both win). Returns whether it was written; a missing setting is never
     /// written.
     async fn replace_setting(&self, key: &str, expected: &[u8], value: &[u8]) -> StoreResult<bool>;
+
+    // ---- The audit log (see `audit.rs`). Every `write_*` above takes the change's event: when given,
+    // it is appended to the chain in the same transaction as the change, or not at all.
+
+    /// Appends events to the chain in the given order, durably, in one transaction; returns the new head.
+    async fn append_audit(&self, events: Vec<AuditAppend>) -> StoreResult<AuditHead>;
+
+    /// The newest record's seq and hash (seq 0 and GENESIS when the log was never written).
+    async fn audit_head(&self) -> StoreResult<AuditHead>;
+
+    /// The oldest record still kept (None when there is none).
+    async fn audit_oldest_seq(&self) -> StoreResult<Option<u64>>;
+
+    /// A page of records matching the query, newest first (by seq).
+    async fn query_audit(&self, query: AuditQuery) -> StoreResult<Vec<AuditRecord>>;
+
+    /// Up to `limit` records with `seq >= from_seq`, oldest first: export, sinks and verification.
+    async fn audit_records_from(&self, from_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+
+    /// The first record whose `time_ms >= time` (None when every record is older).
+    async fn audit_seq_at(&self, time_ms: EpochMillis) -> StoreResult<Option<u64>>;
+
+    /// Appends a signed digest if the newest digest's number is still `expected_latest` (0: none yet);
+    /// [`StoreError::Conflict`] otherwise. Returns the new digest's number.
+    async fn append_audit_digest(&self, expected_latest: u64, digest: AuditDigestAppend) -> StoreResult<u64>;
+
+    /// Up to `limit` digests with `number >= from_number`, oldest first.
+    async fn audit_digests(&self, from_number: u64, limit: usize) -> StoreResult<Vec<AuditDigestRecord>>;
+
+    /// The newest digest.
+    async fn latest_audit_digest(&self) -> StoreResult<Option<AuditDigestRecord>>;
+
+    /// Retention: removes at most `limit` of the oldest records with `seq < before_seq` (with their
+    /// lookup entries) and every digest numbered below `keep_digests_from`. Returns how many records
+    /// went. The head never moves.
+    async fn prune_audit(&self, before_seq: u64, keep_digests_from: u64, limit: usize) -> StoreResult<u64>;
 }

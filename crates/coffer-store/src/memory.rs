@@ -1,15 +1,18 @@
 //! An in-memory [`Store`] for service-layer tests: the same semantics as the durable backends (it
 //! passes the conformance suite), none of the durability.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use coffer_audit::chain::record_hash;
 
+use crate::audit::GENESIS;
 use crate::{
-    AccessKeyRecord, AliasRecord, AliasWrite, EnvelopeSwap, EpochMillis, IamEntityRecord, IamKind, IamWrite,
-    KmsKeyRecord, KmsKeyState, KmsKeyWrite, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState,
-    SecretWrite, Store, StoreError, StoreResult,
+    AccessKeyRecord, AliasRecord, AliasWrite, AuditAppend, AuditDigestAppend, AuditDigestRecord, AuditHead, AuditQuery,
+    AuditRecord, EnvelopeSwap, EpochMillis, IamEntityRecord, IamKind, IamWrite, KmsKeyRecord, KmsKeyState, KmsKeyWrite,
+    LookupAttribute, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store,
+    StoreError, StoreResult, ValueMatch,
 };
 
 /// Versions ordered as the durable backends return them: by creation time, then insertion order.
@@ -33,6 +36,70 @@ struct Inner {
     /// (kind, name) -> entity; ordered as listings return them.
     iam: std::collections::BTreeMap<(IamKind, String), IamEntityRecord>,
     iam_generation: u64,
+    audit: AuditLog,
+}
+
+/// The audit chain, kept as the durable backends keep it: records by seq with their lookup entries, the
+/// head apart from them (pruning never moves it), and the digests with their own counter.
+struct AuditLog {
+    records: BTreeMap<u64, (AuditRecord, Vec<(LookupAttribute, String)>)>,
+    head: AuditHead,
+    digests: BTreeMap<u64, AuditDigestRecord>,
+    /// The newest digest number ever assigned: numbers are never reused, even after every digest was
+    /// pruned, so two different signed digests can never carry the same number.
+    digest_number: u64,
+}
+
+impl Default for AuditLog {
+    fn default() -> Self {
+        AuditLog {
+            records: BTreeMap::new(),
+            head: AuditHead { seq: 0, hash: GENESIS },
+            digests: BTreeMap::new(),
+            digest_number: 0,
+        }
+    }
+}
+
+impl AuditLog {
+    /// Chains one event after the head. Called only once the change it records (if any) has applied,
+    /// under the store's lock: the chain's order is the order changes become visible.
+    fn append(&mut self, event: AuditAppend) {
+        let seq = self.head.seq + 1;
+        let hash = record_hash(seq, &self.head.hash, event.time_ms, &event.event_id, &event.body);
+        let record = AuditRecord {
+            seq,
+            event_id: event.event_id,
+            time_ms: event.time_ms,
+            prev_hash: self.head.hash,
+            body: event.body,
+        };
+        self.records.insert(seq, (record, event.lookup));
+        self.head = AuditHead { seq, hash };
+    }
+
+    fn append_all(&mut self, events: impl IntoIterator<Item = AuditAppend>) {
+        for event in events {
+            self.append(event);
+        }
+    }
+
+    fn matches(record: &AuditRecord, lookup: &[(LookupAttribute, String)], q: &AuditQuery) -> bool {
+        let value_matches = |value: &str, m: &ValueMatch| match m {
+            ValueMatch::Exact(v) => value == v,
+            ValueMatch::Prefix(p) => value.starts_with(p.as_str()),
+        };
+        let found = match &q.lookup {
+            None => true,
+            Some((attr, m)) => {
+                (*attr == LookupAttribute::EventId && value_matches(&record.event_id, m))
+                    || lookup.iter().any(|(a, v)| a == attr && value_matches(v, m))
+            }
+        };
+        found
+            && q.start_ms.is_none_or(|start| record.time_ms >= start)
+            && q.end_ms.is_none_or(|end| record.time_ms <= end)
+    }
 }
 
 /// Applies one IAM change to a scratch copy; the caller keeps the copy only if the whole batch applies.
@@ -89,11 +156,29 @@ fn apply_iam(
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Set by tests: every audit append (alone or with a change) fails with this reason.
+    audit_fault: Mutex<Option<String>>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Fault injection for tests of failing closed: while set, appending audit events fails (as a full
+    /// disk would) — a change that carries an event fails whole.
+    pub fn fail_audit_appends(&self, reason: Option<&str>) {
+        *self.audit_fault.lock().unwrap_or_else(|p| p.into_inner()) = reason.map(str::to_string);
+    }
+
+    fn check_audit_fault(&self, appends: bool) -> StoreResult<()> {
+        if !appends {
+            return Ok(());
+        }
+        match self.audit_fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+            None => Ok(()),
+        }
     }
 
     fn lock(&self) -> StoreResult<std::sync::MutexGuard<'_, Inner>> {
@@ -124,7 +209,8 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn write_secret(&self, write: SecretWrite) -> StoreResult<()> {
+    async fn write_secret(&self, write: SecretWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
+        self.check_audit_fault(audit.is_some())?;
         write.check()?;
         let mut inner = self.lock()?;
         match write {
@@ -167,6 +253,8 @@ impl Store for MemoryStore {
                 inner.secrets.remove(&arn);
             }
         }
+        // Reached only when the change applied: a failed change appends nothing.
+        inner.audit.append_all(audit);
         Ok(())
     }
 
@@ -204,7 +292,8 @@ impl Store for MemoryStore {
         Ok(self.lock()?.parameters.get(&(region.to_string(), name.to_string())).cloned())
     }
 
-    async fn write_parameter(&self, write: ParameterWrite) -> StoreResult<()> {
+    async fn write_parameter(&self, write: ParameterWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
+        self.check_audit_fault(audit.is_some())?;
         write.check()?;
         let mut inner = self.lock()?;
         match write {
@@ -253,6 +342,8 @@ impl Store for MemoryStore {
                 inner.parameters.remove(&key);
             }
         }
+        // Reached only when the change applied: a failed change appends nothing.
+        inner.audit.append_all(audit);
         Ok(())
     }
 
@@ -319,7 +410,8 @@ impl Store for MemoryStore {
         Ok(keys)
     }
 
-    async fn write_kms_key(&self, write: KmsKeyWrite) -> StoreResult<()> {
+    async fn write_kms_key(&self, write: KmsKeyWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
+        self.check_audit_fault(audit.is_some())?;
         write.check()?;
         let mut inner = self.lock()?;
         match write {
@@ -354,6 +446,8 @@ impl Store for MemoryStore {
                 inner.aliases.retain(|(r, _), a| !(r == &region && a.target_key_id == key_id));
             }
         }
+        // Reached only when the change applied: a failed change appends nothing.
+        inner.audit.append_all(audit);
         Ok(())
     }
 
@@ -365,7 +459,8 @@ impl Store for MemoryStore {
         Ok(self.lock()?.aliases.values().filter(|a| a.region == region).cloned().collect())
     }
 
-    async fn write_alias(&self, write: AliasWrite) -> StoreResult<()> {
+    async fn write_alias(&self, write: AliasWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
+        self.check_audit_fault(audit.is_some())?;
         let mut inner = self.lock()?;
         match write {
             AliasWrite::Create(alias) => {
@@ -384,6 +479,8 @@ impl Store for MemoryStore {
                 inner.aliases.remove(&(region, alias_name)).ok_or(StoreError::NotFound)?;
             }
         }
+        // Reached only when the change applied: a failed change appends nothing.
+        inner.audit.append_all(audit);
         Ok(())
     }
 
@@ -428,7 +525,8 @@ impl Store for MemoryStore {
         Ok(self.lock()?.iam_generation)
     }
 
-    async fn write_iam(&self, writes: Vec<IamWrite>) -> StoreResult<u64> {
+    async fn write_iam(&self, writes: Vec<IamWrite>, audit: Option<AuditAppend>) -> StoreResult<u64> {
+        self.check_audit_fault(audit.is_some())?;
         let mut inner = self.lock()?;
         let mut iam = inner.iam.clone();
         let mut keys = inner.access_keys.clone();
@@ -438,6 +536,7 @@ impl Store for MemoryStore {
         inner.iam = iam;
         inner.access_keys = keys;
         inner.iam_generation += 1;
+        inner.audit.append_all(audit);
         Ok(inner.iam_generation)
     }
 
@@ -446,5 +545,85 @@ impl Store for MemoryStore {
         let mut keys: Vec<_> = inner.access_keys.values().filter(|k| k.user_name == user_name).cloned().collect();
         keys.sort_by(|a, b| (a.created, &a.access_key_id).cmp(&(b.created, &b.access_key_id)));
         Ok(keys)
+    }
+
+    async fn append_audit(&self, events: Vec<AuditAppend>) -> StoreResult<AuditHead> {
+        self.check_audit_fault(!events.is_empty())?;
+        let mut inner = self.lock()?;
+        inner.audit.append_all(events);
+        Ok(inner.audit.head)
+    }
+
+    async fn audit_head(&self) -> StoreResult<AuditHead> {
+        Ok(self.lock()?.audit.head)
+    }
+
+    async fn audit_oldest_seq(&self) -> StoreResult<Option<u64>> {
+        Ok(self.lock()?.audit.records.keys().next().copied())
+    }
+
+    async fn query_audit(&self, query: AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        let inner = self.lock()?;
+        let below = query.before_seq.unwrap_or(u64::MAX);
+        Ok(inner
+            .audit
+            .records
+            .range(..below)
+            .rev()
+            .filter(|(_, (record, lookup))| AuditLog::matches(record, lookup, &query))
+            .take(query.limit)
+            .map(|(_, (record, _))| record.clone())
+            .collect())
+    }
+
+    async fn audit_records_from(&self, from_seq: u64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        let inner = self.lock()?;
+        Ok(inner.audit.records.range(from_seq..).take(limit).map(|(_, (record, _))| record.clone()).collect())
+    }
+
+    async fn audit_seq_at(&self, time_ms: EpochMillis) -> StoreResult<Option<u64>> {
+        let inner = self.lock()?;
+        Ok(inner.audit.records.values().find(|(record, _)| record.time_ms >= time_ms).map(|(record, _)| record.seq))
+    }
+
+    async fn append_audit_digest(&self, expected_latest: u64, digest: AuditDigestAppend) -> StoreResult<u64> {
+        let mut inner = self.lock()?;
+        let log = &mut inner.audit;
+        if log.digest_number != expected_latest {
+            return Err(StoreError::Conflict);
+        }
+        let number = expected_latest + 1;
+        log.digests.insert(
+            number,
+            AuditDigestRecord {
+                number,
+                time_ms: digest.time_ms,
+                last_seq: digest.last_seq,
+                body: digest.body,
+                signature: digest.signature,
+            },
+        );
+        log.digest_number = number;
+        Ok(number)
+    }
+
+    async fn audit_digests(&self, from_number: u64, limit: usize) -> StoreResult<Vec<AuditDigestRecord>> {
+        let inner = self.lock()?;
+        Ok(inner.audit.digests.range(from_number..).take(limit).map(|(_, d)| d.clone()).collect())
+    }
+
+    async fn latest_audit_digest(&self) -> StoreResult<Option<AuditDigestRecord>> {
+        Ok(self.lock()?.audit.digests.values().next_back().cloned())
+    }
+
+    async fn prune_audit(&self, before_seq: u64, keep_digests_from: u64, limit: usize) -> StoreResult<u64> {
+        let mut inner = self.lock()?;
+        let log = &mut inner.audit;
+        let doomed: Vec<u64> = log.records.range(..before_seq).take(limit).map(|(seq, _)| *seq).collect();
+        for seq in &doomed {
+            log.records.remove(seq);
+        }
+        log.digests.retain(|number, _| *number >= keep_digests_from);
+        Ok(doomed.len() as u64)
     }
 }

@@ -5,6 +5,7 @@
 //! Shared by the server's front-ends and by the CLI/client, so the client never links the HTTP server.
 //! Secret material is carried in [`Sensitive`], which zeroizes and never prints.
 
+pub mod cloudtrail;
 pub mod kms;
 pub mod secretsmanager;
 mod sensitive;

@@ -9,7 +9,7 @@ use coffer_policy::{Decision, DenyReason, Policy};
 use coffer_store::Tag;
 
 use super::snapshot::IamSnapshot;
-use crate::context::{ActorSource, PrincipalKind, RequestContext};
+use crate::context::{PrincipalKind, RequestContext};
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::Service;
 
@@ -169,7 +169,9 @@ impl Service {
 
     /// Authorizes one request, answering AccessDenied with AWS's message when it is not allowed.
     pub async fn authorize(&self, ctx: &RequestContext, access: &Access<'_>) -> ServiceResult<()> {
-        if ctx.source == ActorSource::Scheduler {
+        // Every resource a request is authorized against is what its audit event names.
+        ctx.audit.resource(access.resource);
+        if ctx.source.is_internal() {
             return Ok(());
         }
         let root = ctx.principal.is_root();

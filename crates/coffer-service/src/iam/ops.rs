@@ -368,7 +368,16 @@ impl Service {
     }
 
     /// Decides and commits a batch of IAM writes against the current copy; re-decides on a lost race.
-    pub(crate) async fn commit_iam<F>(&self, mut decide: F) -> ServiceResult<()>
+    pub(crate) async fn commit_iam<F>(&self, ctx: &RequestContext, decide: F) -> ServiceResult<()>
+    where
+        F: FnMut(&IamSnapshot) -> ServiceResult<Vec<IamWrite>>,
+    {
+        self.commit_iam_with(Some(ctx), decide).await
+    }
+
+    /// [`commit_iam`](Self::commit_iam), carrying the request's event when `ctx` is given (a
+    /// bookkeeping write, such as burning an MFA time step, carries none).
+    pub(crate) async fn commit_iam_with<F>(&self, ctx: Option<&RequestContext>, mut decide: F) -> ServiceResult<()>
     where
         F: FnMut(&IamSnapshot) -> ServiceResult<Vec<IamWrite>>,
     {
@@ -378,7 +387,14 @@ impl Service {
             if writes.is_empty() {
                 return Ok(());
             }
-            match self.store.write_iam(writes).await {
+            let written = match ctx {
+                Some(ctx) => {
+                    self.with_change_event(ctx, serde_json::Value::Null, |event| self.store.write_iam(writes, event))
+                        .await
+                }
+                None => self.store.write_iam(writes, None).await,
+            };
+            match written {
                 Ok(_) => {
                     self.iam.reload(self.store.as_ref(), self.account()).await?;
                     return Ok(());
@@ -393,12 +409,12 @@ impl Service {
     }
 
     /// Changes one entity's document.
-    async fn mutate<T, F>(&self, name: &str, mut change: F) -> ServiceResult<()>
+    async fn mutate<T, F>(&self, ctx: &RequestContext, name: &str, mut change: F) -> ServiceResult<()>
     where
         T: Entity,
         F: FnMut(&mut T, &IamSnapshot) -> ServiceResult<()>,
     {
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             let (doc, revision) = T::find(snap, name).ok_or_else(|| T::not_found(name))?;
             let mut doc = doc.clone();
             change(&mut doc, snap)?;
@@ -440,7 +456,7 @@ impl Service {
             tags,
             ..Default::default()
         };
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             if snap.users.contains_key(name) {
                 return Err(ServiceError::already_exists(format!("User with name {name} already exists.")));
             }
@@ -492,7 +508,7 @@ impl Service {
         if !self.store.list_access_keys(name).await?.is_empty() {
             return Err(delete_conflict("Cannot delete entity, must delete access keys first."));
         }
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             let (doc, revision) = UserDoc::find(snap, name).ok_or_else(|| UserDoc::not_found(name))?;
             check_no_policies(&doc.inline, &doc.attached)?;
             if !doc.groups.is_empty() {
@@ -525,7 +541,7 @@ impl Service {
         let arn = self.entity_arn(target.clone()).await?;
         let action = format!("iam:Tag{}", target.word());
         self.authorize(ctx, &Access::new(&action, &arn).request_tags(&tags)).await?;
-        self.mutate::<T, _>(target.name(), |doc, _| {
+        self.mutate::<T, _>(ctx, target.name(), |doc, _| {
             merge_tags(doc.tags_mut(), &tags);
             check_tags(doc.tags_mut())
         })
@@ -542,7 +558,7 @@ impl Service {
         let arn = self.entity_arn(target.clone()).await?;
         let action = format!("iam:Untag{}", target.word());
         self.authorize(ctx, &Access::new(&action, &arn).keys("aws:TagKeys", keys.clone())).await?;
-        self.mutate::<T, _>(target.name(), |doc, _| {
+        self.mutate::<T, _>(ctx, target.name(), |doc, _| {
             doc.tags_mut().retain(|t| !keys.iter().any(|k| k.eq_ignore_ascii_case(&t.key)));
             Ok(())
         })
@@ -593,10 +609,14 @@ impl Service {
         let user_arn = user_arn(self.account(), &doc.path, &user);
         let (record, secret) = self.new_access_key_record(&user_arn, &user)?;
         let info = access_key_info(&record);
-        self.store.write_iam(vec![IamWrite::InsertAccessKey(record)]).await.map_err(|e| match e {
-            StoreError::AlreadyExists => ServiceError::internal("access key id collision; retry"),
-            e => e.into(),
-        })?;
+        let response = serde_json::json!({ "accessKey": { "accessKeyId": info.access_key_id, "userName": user } });
+        let write = vec![IamWrite::InsertAccessKey(record)];
+        self.with_change_event(ctx, response, |event| self.store.write_iam(write, event)).await.map_err(
+            |e| match e {
+                StoreError::AlreadyExists => ServiceError::internal("access key id collision; retry"),
+                e => e.into(),
+            },
+        )?;
         self.iam.reload(self.store.as_ref(), self.account()).await?;
         Ok(CreatedAccessKey { info, secret_access_key: secret })
     }
@@ -639,12 +659,9 @@ impl Service {
         let arn = self.entity_arn(PolicyTarget::User(user.clone())).await?;
         self.authorize_iam(ctx, "iam:UpdateAccessKey", &arn).await?;
         self.user_key(&user, access_key_id).await?;
-        self.store
-            .write_iam(vec![IamWrite::AccessKeyStatus {
-                access_key_id: access_key_id.to_string(),
-                status: status.to_string(),
-            }])
-            .await?;
+        let write =
+            vec![IamWrite::AccessKeyStatus { access_key_id: access_key_id.to_string(), status: status.to_string() }];
+        self.with_change_event(ctx, serde_json::Value::Null, |event| self.store.write_iam(write, event)).await?;
         self.iam.reload(self.store.as_ref(), self.account()).await?;
         self.forget_credential(access_key_id);
         Ok(())
@@ -663,7 +680,8 @@ impl Service {
         if key.principal_arn.ends_with(":root") {
             return Err(ServiceError::invalid_parameter("The root access key cannot be deleted."));
         }
-        self.store.write_iam(vec![IamWrite::DeleteAccessKey { access_key_id: access_key_id.to_string() }]).await?;
+        let write = vec![IamWrite::DeleteAccessKey { access_key_id: access_key_id.to_string() }];
+        self.with_change_event(ctx, serde_json::Value::Null, |event| self.store.write_iam(write, event)).await?;
         self.iam.reload(self.store.as_ref(), self.account()).await?;
         self.forget_credential(access_key_id);
         Ok(())
@@ -687,7 +705,7 @@ impl Service {
             created: self.clock.now_millis(),
             ..Default::default()
         };
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             if snap.groups.contains_key(name) {
                 return Err(ServiceError::already_exists(format!("Group with name {name} already exists.")));
             }
@@ -742,7 +760,7 @@ impl Service {
     pub async fn delete_group(&self, ctx: &RequestContext, name: &str) -> ServiceResult<()> {
         let arn = self.entity_arn(PolicyTarget::Group(name.to_string())).await?;
         self.authorize_iam(ctx, "iam:DeleteGroup", &arn).await?;
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             let (doc, revision) = GroupDoc::find(snap, name).ok_or_else(|| GroupDoc::not_found(name))?;
             if snap.users.values().any(|u| u.doc.groups.iter().any(|g| g == name)) {
                 return Err(delete_conflict("Cannot delete entity, must remove users from group first."));
@@ -756,7 +774,7 @@ impl Service {
     pub async fn add_user_to_group(&self, ctx: &RequestContext, group: &str, user: &str) -> ServiceResult<()> {
         let arn = self.entity_arn(PolicyTarget::Group(group.to_string())).await?;
         self.authorize_iam(ctx, "iam:AddUserToGroup", &arn).await?;
-        self.mutate::<UserDoc, _>(user, |doc, snap| {
+        self.mutate::<UserDoc, _>(ctx, user, |doc, snap| {
             if !snap.groups.contains_key(group) {
                 return Err(GroupDoc::not_found(group));
             }
@@ -771,7 +789,7 @@ impl Service {
     pub async fn remove_user_from_group(&self, ctx: &RequestContext, group: &str, user: &str) -> ServiceResult<()> {
         let arn = self.entity_arn(PolicyTarget::Group(group.to_string())).await?;
         self.authorize_iam(ctx, "iam:RemoveUserFromGroup", &arn).await?;
-        self.mutate::<UserDoc, _>(user, |doc, snap| {
+        self.mutate::<UserDoc, _>(ctx, user, |doc, snap| {
             if !snap.groups.contains_key(group) {
                 return Err(GroupDoc::not_found(group));
             }
@@ -823,7 +841,7 @@ impl Service {
             tags,
             ..Default::default()
         };
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             if snap.roles.contains_key(name) {
                 return Err(ServiceError::already_exists(format!("Role with name {name} already exists.")));
             }
@@ -857,7 +875,7 @@ impl Service {
     pub async fn delete_role(&self, ctx: &RequestContext, name: &str) -> ServiceResult<()> {
         let arn = self.entity_arn(PolicyTarget::Role(name.to_string())).await?;
         self.authorize_iam(ctx, "iam:DeleteRole", &arn).await?;
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             let (doc, revision) = RoleDoc::find(snap, name).ok_or_else(|| RoleDoc::not_found(name))?;
             check_no_policies(&doc.inline, &doc.attached)?;
             Ok(vec![IamWrite::Delete { kind: IamKind::Role, name: name.to_string(), expected_revision: revision }])
@@ -882,7 +900,7 @@ impl Service {
         let arn = self.entity_arn(PolicyTarget::Role(name.to_string())).await?;
         self.authorize_iam(ctx, "iam:UpdateAssumeRolePolicy", &arn).await?;
         check_trust_policy(document)?;
-        self.mutate::<RoleDoc, _>(name, |doc, _| {
+        self.mutate::<RoleDoc, _>(ctx, name, |doc, _| {
             doc.trust_policy = document.to_string();
             Ok(())
         })
@@ -918,7 +936,7 @@ impl Service {
             versions: vec![PolicyVersionDoc { version_id: "v1".into(), document: document.to_string(), created: now }],
             tags,
         };
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             if PolicyDoc::find(snap, name).is_some() {
                 return Err(ServiceError::already_exists(format!(
                     "A policy called {name} already exists. Duplicate names are not allowed."
@@ -979,7 +997,7 @@ impl Service {
 
     pub async fn delete_policy(&self, ctx: &RequestContext, arn: &str) -> ServiceResult<()> {
         self.authorize_iam(ctx, "iam:DeletePolicy", arn).await?;
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             let name = Self::local_policy_name(snap, arn)?;
             let entry = snap.policies.get(arn).ok_or_else(|| PolicyDoc::not_found(arn))?;
             if entry.attachments > 0 {
@@ -1002,7 +1020,7 @@ impl Service {
         let now = self.clock.now_millis();
         let mut created = None;
         let name = Self::local_policy_name(&*self.iam_snapshot().await?, arn)?;
-        self.mutate::<PolicyDoc, _>(&name, |doc, _| {
+        self.mutate::<PolicyDoc, _>(ctx, &name, |doc, _| {
             if doc.versions.len() >= MAX_POLICY_VERSIONS {
                 return Err(ServiceError::new(
                     ErrorKind::LimitExceeded,
@@ -1067,7 +1085,7 @@ impl Service {
     pub async fn delete_policy_version(&self, ctx: &RequestContext, arn: &str, version_id: &str) -> ServiceResult<()> {
         self.authorize_iam(ctx, "iam:DeletePolicyVersion", arn).await?;
         let name = Self::local_policy_name(&*self.iam_snapshot().await?, arn)?;
-        self.mutate::<PolicyDoc, _>(&name, |doc, _| {
+        self.mutate::<PolicyDoc, _>(ctx, &name, |doc, _| {
             if doc.default_version == version_id {
                 return Err(delete_conflict("Cannot delete the default version of a policy."));
             }
@@ -1090,7 +1108,7 @@ impl Service {
         self.authorize_iam(ctx, "iam:SetDefaultPolicyVersion", arn).await?;
         let name = Self::local_policy_name(&*self.iam_snapshot().await?, arn)?;
         let now = self.clock.now_millis();
-        self.mutate::<PolicyDoc, _>(&name, |doc, _| {
+        self.mutate::<PolicyDoc, _>(ctx, &name, |doc, _| {
             if !doc.versions.iter().any(|v| v.version_id == version_id) {
                 return Err(ServiceError::not_found(format!("Policy {arn} version {version_id} does not exist.")));
             }
@@ -1103,14 +1121,14 @@ impl Service {
 
     // ---- attaching and inline policies ----
 
-    async fn edit_policies<F>(&self, target: &PolicyTarget, change: F) -> ServiceResult<()>
+    async fn edit_policies<F>(&self, ctx: &RequestContext, target: &PolicyTarget, change: F) -> ServiceResult<()>
     where
         F: Fn(&mut dyn HasPolicies, &IamSnapshot) -> ServiceResult<()>,
     {
         match target {
-            PolicyTarget::User(n) => self.mutate::<UserDoc, _>(n, |d, s| change(d, s)).await,
-            PolicyTarget::Group(n) => self.mutate::<GroupDoc, _>(n, |d, s| change(d, s)).await,
-            PolicyTarget::Role(n) => self.mutate::<RoleDoc, _>(n, |d, s| change(d, s)).await,
+            PolicyTarget::User(n) => self.mutate::<UserDoc, _>(ctx, n, |d, s| change(d, s)).await,
+            PolicyTarget::Group(n) => self.mutate::<GroupDoc, _>(ctx, n, |d, s| change(d, s)).await,
+            PolicyTarget::Role(n) => self.mutate::<RoleDoc, _>(ctx, n, |d, s| change(d, s)).await,
         }
     }
 
@@ -1125,7 +1143,7 @@ impl Service {
         let action = format!("iam:Attach{}Policy", target.word());
         self.authorize(ctx, &Access::new(&action, &arn).key("iam:PolicyARN", policy_arn)).await?;
         let kind = target.kind();
-        self.edit_policies(&target, |doc, snap| {
+        self.edit_policies(ctx, &target, |doc, snap| {
             if !snap.policies.contains_key(policy_arn) {
                 return Err(ServiceError::not_found(format!(
                     "Policy {policy_arn} does not exist or is not attachable."
@@ -1161,7 +1179,7 @@ impl Service {
         let arn = self.entity_arn(target.clone()).await?;
         let action = format!("iam:Detach{}Policy", target.word());
         self.authorize(ctx, &Access::new(&action, &arn).key("iam:PolicyARN", policy_arn)).await?;
-        self.edit_policies(&target, |doc, _| {
+        self.edit_policies(ctx, &target, |doc, _| {
             let attached = doc.attached();
             let before = attached.len();
             attached.retain(|a| a != policy_arn);
@@ -1209,7 +1227,7 @@ impl Service {
         let arn = self.entity_arn(target.clone()).await?;
         self.authorize_iam(ctx, &format!("iam:Put{}Policy", target.word()), &arn).await?;
         check_identity_policy(document, target.inline_limit())?;
-        self.edit_policies(&target, |doc, _| {
+        self.edit_policies(ctx, &target, |doc, _| {
             doc.inline().insert(policy_name.to_string(), document.to_string());
             Ok(())
         })
@@ -1261,7 +1279,7 @@ impl Service {
         let arn = self.entity_arn(target.clone()).await?;
         self.authorize_iam(ctx, &format!("iam:Delete{}Policy", target.word()), &arn).await?;
         let word = target.word().to_lowercase();
-        self.edit_policies(&target, |doc, _| {
+        self.edit_policies(ctx, &target, |doc, _| {
             doc.inline().remove(policy_name).map(drop).ok_or_else(|| {
                 ServiceError::not_found(format!("The {word} policy with name {policy_name} cannot be found."))
             })

@@ -199,7 +199,7 @@ impl Service {
             ..Default::default()
         };
         let document = serde_json::to_vec(&doc).map_err(|_| ServiceError::internal("encoding an MFA device failed"))?;
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             if snap.mfa_devices.values().any(|d| d.name == name) {
                 return Err(ServiceError::already_exists("MFADevice entity at the same path and name already exists."));
             }
@@ -251,7 +251,7 @@ impl Service {
             })?;
         let name = device.name.clone();
         let enabled_at = self.clock.now_millis();
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             let d =
                 snap.mfa_devices.get(serial).ok_or_else(|| ServiceError::not_found("The MFA device was deleted."))?;
             if d.doc.enabled.is_some() {
@@ -270,7 +270,7 @@ impl Service {
         let arn = user_arn(&self.config.account_id, "/", user);
         let arn = self.iam_snapshot().await?.users.get(user).map(|u| u.arn.clone()).unwrap_or(arn);
         self.authorize(ctx, &Access::new("iam:DeactivateMFADevice", &arn)).await?;
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             let d = snap.mfa_devices.get(serial).filter(|d| d.doc.user.as_deref() == Some(user)).ok_or_else(|| {
                 ServiceError::not_found(format!("MFA Device with serial number {serial} does not exist."))
             })?;
@@ -284,7 +284,7 @@ impl Service {
 
     pub async fn delete_virtual_mfa_device(&self, ctx: &RequestContext, serial: &str) -> ServiceResult<()> {
         self.authorize(ctx, &Access::new("iam:DeleteVirtualMFADevice", serial)).await?;
-        self.commit_iam(|snap| {
+        self.commit_iam(ctx, |snap| {
             let d = snap.mfa_devices.get(serial).ok_or_else(|| {
                 ServiceError::not_found(format!("VirtualMFADevice with serial number {serial} doesn't exist."))
             })?;
@@ -353,7 +353,7 @@ impl Service {
         let step = (now.saturating_sub(1)..=now + 1)
             .find(|&s| s > device.doc.last_step && code_matches(seed.expose(), s, code))
             .ok_or_else(invalid_code)?;
-        self.commit_iam(|snap| {
+        self.commit_iam_with(None, |snap| {
             let d = snap.user_mfa(user, serial).ok_or_else(invalid_code)?;
             if d.doc.last_step >= step {
                 return Err(invalid_code());

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use coffer_store::KmsKeyRecord;
 
 use super::{alias_arn, key_arn, parse_key_ref, KeyRef};
-use crate::context::{ActorSource, RequestContext};
+use crate::context::RequestContext;
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::iam::Access;
 use crate::Service;
@@ -18,7 +18,7 @@ use crate::Service;
 /// keys (the hot paths allocate nothing for them). Mirrors the early returns of
 /// [`Service::authorize`].
 pub(crate) fn must_authorize(ctx: &RequestContext, has_resource_policy: bool) -> bool {
-    ctx.source != ActorSource::Scheduler && (has_resource_policy || !ctx.principal.is_root())
+    !ctx.source.is_internal() && (has_resource_policy || !ctx.principal.is_root())
 }
 
 /// `kms:EncryptionContext:<key>` for each pair of the request's encryption context, and
@@ -56,6 +56,7 @@ impl Service {
         extra: impl FnOnce(Access<'_>) -> Access<'_>,
     ) -> ServiceResult<()> {
         if !must_authorize(ctx, false) {
+            ctx.audit.resource(&key.arn);
             return Ok(());
         }
         self.authorize(ctx, &extra(Access::new(action, &key.arn).resource_tags(&key.tags))).await

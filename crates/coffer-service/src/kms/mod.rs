@@ -31,6 +31,8 @@ use access::with_encryption_context;
 pub const SECRETS_MANAGER_DEFAULT_ALIAS: &str = "alias/aws/secretsmanager";
 /// The default key of Parameter Store SecureStrings.
 pub const SSM_DEFAULT_ALIAS: &str = "alias/aws/ssm";
+/// The audit log's name for KMS.
+pub const KMS_EVENT_SOURCE: &str = "kms.amazonaws.com";
 const MANAGED_ALIASES: [&str; 2] = [SECRETS_MANAGER_DEFAULT_ALIAS, SSM_DEFAULT_ALIAS];
 const DAY_MILLIS: i64 = 86_400_000;
 const MAX_ATTEMPTS: usize = 16;
@@ -271,7 +273,9 @@ impl Service {
         }
         let state = self.new_key_state(&ctx.region, &input, "CUSTOMER", self.clock.now_millis())?;
         let record = state.key.clone();
-        self.store.write_kms_key(KmsKeyWrite::Create(state)).await?;
+        let response = serde_json::json!({ "keyMetadata": { "keyId": record.key_id, "arn": record.arn } });
+        let write = KmsKeyWrite::Create(state);
+        self.with_change_event(ctx, response, |event| self.store.write_kms_key(write, event)).await?;
         Ok(record)
     }
 
@@ -294,7 +298,7 @@ impl Service {
         let input = CreateKeyInput { description: Some(description.into()), ..Default::default() };
         let state = self.new_key_state(region, &input, "AWS", now)?;
         let key_id = state.key.key_id.clone();
-        self.store.write_kms_key(KmsKeyWrite::Create(state)).await?;
+        self.store.write_kms_key(KmsKeyWrite::Create(state), None).await?;
         let alias = AliasRecord {
             region: region.to_string(),
             alias_name: alias_name.to_string(),
@@ -302,17 +306,20 @@ impl Service {
             created: now,
             last_updated: now,
         };
-        match self.store.write_alias(AliasWrite::Create(alias)).await {
+        match self.store.write_alias(AliasWrite::Create(alias), None).await {
             Ok(()) => Ok(key_id),
             // Another request (or node) created it first: use theirs, drop ours.
             Err(StoreError::AlreadyExists) => {
                 let _ = self
                     .store
-                    .write_kms_key(KmsKeyWrite::Delete {
-                        region: region.to_string(),
-                        key_id: key_id.clone(),
-                        expected_revision: 1,
-                    })
+                    .write_kms_key(
+                        KmsKeyWrite::Delete {
+                            region: region.to_string(),
+                            key_id: key_id.clone(),
+                            expected_revision: 1,
+                        },
+                        None,
+                    )
                     .await;
                 let alias = self.store.load_alias(region, alias_name).await?;
                 alias.map(|a| a.target_key_id).ok_or_else(|| ServiceError::internal("managed alias vanished"))
@@ -434,10 +441,11 @@ impl Service {
     /// Applies `change` to a key by compare-and-swap, retrying on conflicts; returns the new record.
     async fn modify_key(
         &self,
-        region: &str,
+        ctx: &RequestContext,
         key_ref: &str,
         change: impl Fn(&KmsKeyState, EpochMillis) -> ServiceResult<(KmsKeyRecord, Option<KeyMaterialRecord>)>,
     ) -> ServiceResult<KmsKeyRecord> {
+        let region = ctx.region.as_str();
         let key_id = self.resolve_key_id(region, key_ref).await?;
         for _ in 0..MAX_ATTEMPTS {
             let Some(state) = self.store.load_kms_key(region, &key_id).await? else {
@@ -454,7 +462,8 @@ impl Service {
                 key: record.clone(),
                 new_material: material,
             };
-            match self.store.write_kms_key(write).await {
+            let response = serde_json::json!({ "keyId": key_id });
+            match self.with_change_event(ctx, response, |event| self.store.write_kms_key(write, event)).await {
                 Ok(()) => {
                     self.kms_keys.invalidate(region, &key_id);
                     return Ok(record);
@@ -511,7 +520,7 @@ impl Service {
 
     pub async fn enable_key(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<()> {
         let key = self.authorized_key_record(ctx, "kms:EnableKey", key_ref, |a| a).await?;
-        self.modify_key(&ctx.region, &key.key_id, |state, _| {
+        self.modify_key(ctx, &key.key_id, |state, _| {
             Self::refuse_pending_deletion(&state.key)?;
             let mut k = state.key.clone();
             k.key_state = STATE_ENABLED.into();
@@ -523,7 +532,7 @@ impl Service {
 
     pub async fn disable_key(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<()> {
         let key = self.authorized_key_record(ctx, "kms:DisableKey", key_ref, |a| a).await?;
-        self.modify_key(&ctx.region, &key.key_id, |state, _| {
+        self.modify_key(ctx, &key.key_id, |state, _| {
             Self::refuse_managed(&state.key, "disable")?;
             Self::refuse_pending_deletion(&state.key)?;
             let mut k = state.key.clone();
@@ -547,7 +556,7 @@ impl Service {
             )));
         }
         let key = self.authorized_key_record(ctx, "kms:EnableKeyRotation", key_ref, |a| a).await?;
-        self.modify_key(&ctx.region, &key.key_id, |state, now| {
+        self.modify_key(ctx, &key.key_id, |state, now| {
             Self::refuse_managed(&state.key, "change the rotation of")?;
             Self::refuse_pending_deletion(&state.key)?;
             if state.key.key_state == STATE_DISABLED {
@@ -565,7 +574,7 @@ impl Service {
 
     pub async fn disable_key_rotation(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<()> {
         let key = self.authorized_key_record(ctx, "kms:DisableKeyRotation", key_ref, |a| a).await?;
-        self.modify_key(&ctx.region, &key.key_id, |state, _| {
+        self.modify_key(ctx, &key.key_id, |state, _| {
             Self::refuse_managed(&state.key, "change the rotation of")?;
             Self::refuse_pending_deletion(&state.key)?;
             if state.key.key_state == STATE_DISABLED {
@@ -617,7 +626,7 @@ impl Service {
     pub async fn rotate_key_now(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<KmsKeyRecord> {
         let key = self.authorized_key_record(ctx, "kms:RotateKeyOnDemand", key_ref, |a| a).await?;
         let record = self
-            .modify_key(&ctx.region, &key.key_id, |state, now| {
+            .modify_key(ctx, &key.key_id, |state, now| {
                 Self::refuse_managed(&state.key, "rotate on demand")?;
                 keys::usable(&state.key)?;
                 self.rotated(state, now)
@@ -636,8 +645,16 @@ impl Service {
             if !due {
                 continue;
             }
+            let ctx = RequestContext::internal(
+                &self.config.account_id,
+                region,
+                crate::context::ActorSource::Scheduler,
+                KMS_EVENT_SOURCE,
+                "RotateKey",
+            );
+            ctx.audit.resource(&k.arn);
             let result = self
-                .modify_key(region, &k.key_id, |state, now| {
+                .modify_key(&ctx, &k.key_id, |state, now| {
                     if state.key.next_rotation.is_none_or(|t| t > now) {
                         return Ok((state.key.clone(), None)); // another node rotated it
                     }
@@ -682,7 +699,7 @@ impl Service {
             }
         }
         let record = self
-            .modify_key(&ctx.region, &key.key_id, |state, now| {
+            .modify_key(ctx, &key.key_id, |state, now| {
                 Self::refuse_pending_deletion(&state.key)?;
                 let mut k = state.key.clone();
                 k.key_state = STATE_PENDING_DELETION.into();
@@ -701,7 +718,7 @@ impl Service {
     /// CancelKeyDeletion: the key comes back Disabled, as in AWS.
     pub async fn cancel_key_deletion(&self, ctx: &RequestContext, key_ref: &str) -> ServiceResult<KmsKeyRecord> {
         let key = self.authorized_key_record(ctx, "kms:CancelKeyDeletion", key_ref, |a| a).await?;
-        self.modify_key(&ctx.region, &key.key_id, |state, _| {
+        self.modify_key(ctx, &key.key_id, |state, _| {
             if state.key.key_state != STATE_PENDING_DELETION {
                 return Err(ServiceError::new(
                     ErrorKind::KmsInvalidState,
@@ -727,7 +744,16 @@ impl Service {
                     key_id: k.key_id.clone(),
                     expected_revision: k.revision,
                 };
-                match self.store.write_kms_key(write).await {
+                let ctx = RequestContext::internal(
+                    &self.config.account_id,
+                    region,
+                    crate::context::ActorSource::Scheduler,
+                    KMS_EVENT_SOURCE,
+                    "DeleteKey",
+                );
+                ctx.audit.resource(&k.arn);
+                let response = serde_json::json!({ "keyId": k.key_id });
+                match self.with_change_event(&ctx, response, |event| self.store.write_kms_key(write, event)).await {
                     Ok(()) => {
                         self.kms_keys.invalidate(region, &k.key_id);
                         purged += 1;
@@ -743,7 +769,7 @@ impl Service {
     pub async fn tag_key(&self, ctx: &RequestContext, key_ref: &str, tags: Vec<Tag>) -> ServiceResult<()> {
         validate_tags(&tags)?;
         let key = self.authorized_key_record(ctx, "kms:TagResource", key_ref, |a| a.request_tags(&tags)).await?;
-        self.modify_key(&ctx.region, &key.key_id, |state, _| {
+        self.modify_key(ctx, &key.key_id, |state, _| {
             Self::refuse_pending_deletion(&state.key)?;
             let mut k = state.key.clone();
             for t in &tags {
@@ -763,7 +789,7 @@ impl Service {
         let key = self
             .authorized_key_record(ctx, "kms:UntagResource", key_ref, |a| a.keys("aws:TagKeys", tag_keys.clone()))
             .await?;
-        self.modify_key(&ctx.region, &key.key_id, |state, _| {
+        self.modify_key(ctx, &key.key_id, |state, _| {
             Self::refuse_pending_deletion(&state.key)?;
             let mut k = state.key.clone();
             k.tags.retain(|t| !tag_keys.contains(&t.key));
@@ -815,7 +841,8 @@ impl Service {
             created: now,
             last_updated: now,
         };
-        match self.store.write_alias(AliasWrite::Create(alias)).await {
+        let write = AliasWrite::Create(alias);
+        match self.with_change_event(ctx, serde_json::Value::Null, |event| self.store.write_alias(write, event)).await {
             Ok(()) => Ok(()),
             Err(StoreError::AlreadyExists) => Err(ServiceError::new(
                 ErrorKind::AlreadyExists,
@@ -847,7 +874,8 @@ impl Service {
         }
         Self::refuse_pending_deletion(&key)?;
         let alias = AliasRecord { target_key_id: key.key_id, last_updated: self.clock.now_millis(), ..existing };
-        match self.store.write_alias(AliasWrite::Update(alias)).await {
+        let write = AliasWrite::Update(alias);
+        match self.with_change_event(ctx, serde_json::Value::Null, |event| self.store.write_alias(write, event)).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => {
                 Err(ServiceError::new(ErrorKind::KmsNotFound, format!("Alias {alias_name} is not found.")))
@@ -869,7 +897,7 @@ impl Service {
             self.authorize_alias_target(ctx, "kms:DeleteAlias", &existing.target_key_id).await?;
         }
         let write = AliasWrite::Delete { region: ctx.region.clone(), alias_name: alias_name.to_string() };
-        match self.store.write_alias(write).await {
+        match self.with_change_event(ctx, serde_json::Value::Null, |event| self.store.write_alias(write, event)).await {
             Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Err(ServiceError::new(
                 ErrorKind::KmsNotFound,

@@ -23,10 +23,11 @@ impl Service {
         p: Option<&ParameterState>,
         extra: impl FnOnce(Access<'_>) -> Access<'_>,
     ) -> ServiceResult<()> {
+        let arn = parameter_arn(&ctx.region, &self.config.account_id, name);
         if !must_authorize(ctx, false) {
+            ctx.audit.resource(&arn);
             return Ok(());
         }
-        let arn = parameter_arn(&ctx.region, &self.config.account_id, name);
         let tags = p.map(|p| p.tags.as_slice()).unwrap_or_default();
         self.authorize(ctx, &extra(Access::new(action, &arn).resource_tags(tags))).await
     }

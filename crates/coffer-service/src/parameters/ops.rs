@@ -19,6 +19,9 @@ use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::kms::{envelope_key_ids, must_authorize, LoadedKey, SSM_DEFAULT_ALIAS};
 use crate::Service;
 
+/// The audit log's name for Parameter Store.
+pub const PARAMETERS_EVENT_SOURCE: &str = "ssm.amazonaws.com";
+
 const STANDARD_MAX_VALUE: usize = 4096;
 const ADVANCED_MAX_VALUE: usize = 8192;
 const MAX_WRITE_ATTEMPTS: usize = 16;
@@ -162,14 +165,19 @@ impl Service {
 
     /// Commits a parameter change and drops the cached copy, whatever the outcome (a conflict means
     /// the cached copy is stale too).
-    async fn write_parameter(&self, write: ParameterWrite) -> Result<(), StoreError> {
+    async fn write_parameter(
+        &self,
+        ctx: &RequestContext,
+        write: ParameterWrite,
+        response: serde_json::Value,
+    ) -> Result<(), StoreError> {
         let (region, name) = match &write {
             ParameterWrite::Create(p) => (p.region.clone(), p.name.clone()),
             ParameterWrite::Update { region, name, .. } | ParameterWrite::Delete { region, name, .. } => {
                 (region.clone(), name.clone())
             }
         };
-        let result = self.store.write_parameter(write).await;
+        let result = self.with_change_event(ctx, response, |event| self.store.write_parameter(write, event)).await;
         self.parameter_cache.invalidate(&region, &name);
         result
     }
@@ -215,7 +223,15 @@ impl Service {
                     name: p.name.clone(),
                     expected_revision: p.revision,
                 };
-                match self.write_parameter(write).await {
+                let ctx = RequestContext::internal(
+                    &self.config.account_id,
+                    region,
+                    crate::context::ActorSource::Scheduler,
+                    PARAMETERS_EVENT_SOURCE,
+                    "DeleteParameter",
+                );
+                ctx.audit.resource(&parameter_arn(region, &self.config.account_id, &p.name));
+                match self.write_parameter(&ctx, write, serde_json::Value::Null).await {
                     Ok(()) => {
                         purged += 1;
                         tracing::info!(name = %p.name, "parameter expired and was deleted");
@@ -460,7 +476,8 @@ impl Service {
                     }
                 }
             };
-            match self.write_parameter(write).await {
+            let response = serde_json::json!({ "version": version, "tier": tier });
+            match self.write_parameter(ctx, write, response).await {
                 Ok(()) => return Ok(PutParameterOutput { version, tier }),
                 // Another writer got there first: decide again from what it wrote.
                 Err(StoreError::Conflict | StoreError::AlreadyExists | StoreError::NotFound) => continue,
@@ -664,7 +681,7 @@ impl Service {
                 name: p.name.clone(),
                 expected_revision: p.revision,
             };
-            match self.write_parameter(write).await {
+            match self.write_parameter(ctx, write, serde_json::Value::Null).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(name)),
@@ -1034,7 +1051,7 @@ impl Service {
                 label_updates: change.label_updates,
                 dropped_versions: vec![],
             };
-            match self.write_parameter(write).await {
+            match self.write_parameter(ctx, write, serde_json::Value::Null).await {
                 Ok(()) => return Ok(output),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(not_found(name)),

@@ -48,6 +48,7 @@ impl Service {
     ) -> ServiceResult<()> {
         let policy = self.secret_policy(secret);
         if !must_authorize(ctx, policy.is_some()) {
+            ctx.audit.resource(&secret.arn);
             return Ok(());
         }
         let access = Access::new(action, &secret.arn)
@@ -73,8 +74,9 @@ impl Service {
                 Ok(state)
             }
             Err(e) if e.kind == ErrorKind::NotFound => {
+                let named = self.named_secret_arn(ctx, secret_id);
+                ctx.audit.resource(&named);
                 if must_authorize(ctx, false) {
-                    let named = self.named_secret_arn(ctx, secret_id);
                     let access = Access::new(action, &named).key("secretsmanager:SecretId", secret_id);
                     self.authorize(ctx, &extra(access)).await?;
                 }

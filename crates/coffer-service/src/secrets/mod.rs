@@ -324,7 +324,8 @@ impl Service {
             let Some(write) = decision.write else { return Ok(decision.output) };
             let arn = write.arn().to_string();
             let deleting = matches!(write, SecretWrite::Delete { .. });
-            match self.store.write_secret(write).await {
+            let response = serde_json::json!({ "aRN": arn, "name": state.secret.name });
+            match self.with_change_event(ctx, response, |event| self.store.write_secret(write, event)).await {
                 Ok(()) => {
                     if deleting {
                         self.cache.invalidate(&arn);
@@ -471,6 +472,7 @@ impl Service {
         };
 
         let arn = new_secret_arn(&ctx.region, &self.config.account_id, &input.name, &mut rand::rngs::OsRng);
+        ctx.audit.resource(&arn);
         if must_authorize(ctx, false) {
             let access = Access::new("secretsmanager:CreateSecret", &arn)
                 .key("secretsmanager:Name", input.name.as_str())
@@ -510,7 +512,9 @@ impl Service {
             });
         }
         let state = SecretState { secret, versions };
-        match self.store.write_secret(SecretWrite::Create(state.clone())).await {
+        let response = serde_json::json!({ "aRN": arn, "name": input.name, "versionId": token });
+        let write = SecretWrite::Create(state.clone());
+        match self.with_change_event(ctx, response, |event| self.store.write_secret(write, event)).await {
             Ok(()) => {
                 let epoch = self.cache.epoch();
                 self.cache.store_if_newer(Arc::new(state), epoch);
@@ -1172,7 +1176,12 @@ impl Service {
             Err(e) => PolicyValidation { passed: false, errors: vec![("SYNTAX_CHECK".to_string(), e.message)] },
         })
     }
+}
 
+/// The audit log's name for Secrets Manager.
+pub const SECRETS_EVENT_SOURCE: &str = "secretsmanager.amazonaws.com";
+
+impl Service {
     /// Carries out scheduled deletions whose recovery window has ended. Called by the server's
     /// scheduler; returns how many secrets were removed.
     pub async fn purge_due_deletions(&self) -> ServiceResult<usize> {
@@ -1180,7 +1189,18 @@ impl Service {
         let due = self.store.secrets_due_for_deletion(now).await?;
         let mut purged = 0;
         for (arn, revision) in due {
-            match self.store.write_secret(SecretWrite::Delete { arn: arn.clone(), expected_revision: revision }).await {
+            let region = arn.split(':').nth(3).unwrap_or_default();
+            let ctx = RequestContext::internal(
+                &self.config.account_id,
+                region,
+                crate::context::ActorSource::Scheduler,
+                SECRETS_EVENT_SOURCE,
+                "DeleteSecret",
+            );
+            ctx.audit.resource(&arn);
+            let write = SecretWrite::Delete { arn: arn.clone(), expected_revision: revision };
+            let response = serde_json::json!({ "aRN": arn });
+            match self.with_change_event(&ctx, response, |event| self.store.write_secret(write, event)).await {
                 Ok(()) => {
                     purged += 1;
                     tracing::info!(%arn, "scheduled deletion carried out");

@@ -37,5 +37,6 @@ pub fn root_ctx(region: &str) -> RequestContext {
         user_agent: None,
         source: ActorSource::Api,
         secure_transport: true,
+        audit: Default::default(),
     }
 }
