@@ -18,6 +18,7 @@
 #                                 coffer-noaudit: a second server with the audit log off)
 #   SETUP_CONCURRENCY=16  MOTO_SETUP_CONCURRENCY=4
 #   LOADGEN_THREADS=   (default: all cores)     REQUEST_TIMEOUT=10
+#   COFFER_SERVER_ARGS=  (extra flags for the coffer peer's server, e.g. --no-audit)
 #   MOTO_SPEC='moto[server]'  BENCH_TMPDIR=  (where Coffer's data dir goes)  SKIP_BUILD=1  RESULTS_DIR=bench/results
 #
 # Everything listens on and talks to 127.0.0.1 only; every load phase is bounded in time; all servers it
@@ -99,8 +100,9 @@ notes=()
 for peer in $PEERS; do
   case $peer in
     coffer)
+      # shellcheck disable=SC2086
       env -u COFFER_MASTER_KEY COFFER_LOG=warn "$bin/coffer" server --listen 127.0.0.1:0 --data-dir "$work/coffer-data" \
-        >"$work/coffer.out" 2>"$work/coffer.err" &
+        ${COFFER_SERVER_ARGS:-} >"$work/coffer.out" 2>"$work/coffer.err" &
       pid_of[coffer]=$!; pids+=($!)
       if ! wait_for_line "$work/coffer.out" '^coffer listening on ' "${pid_of[coffer]}" 60; then
         cat "$work/coffer.err" >&2; drop_peer coffer "the server did not start"; continue
@@ -108,7 +110,7 @@ for peer in $PEERS; do
       endpoint[coffer]=$(sed -n 's/^coffer listening on //p' "$work/coffer.out" | head -n1)
       auth[coffer]="--credentials-file $work/coffer-data/root-credentials"
       secrets[coffer]=$SECRETS; setup_c[coffer]=$SETUP_CONCURRENCY
-      version[coffer]="$("$bin/coffer" --version 2>/dev/null | head -n1), data dir on $(stat -f -c %T "$work")"
+      version[coffer]="$("$bin/coffer" --version 2>/dev/null | head -n1)${COFFER_SERVER_ARGS:+ $COFFER_SERVER_ARGS}, data dir on $(stat -f -c %T "$work")"
       ;;
     coffer-noaudit)
       # A second server of the same build with the audit log off: coffer ÷ coffer-noaudit is the share of

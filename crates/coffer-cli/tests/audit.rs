@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -19,7 +19,7 @@ use coffer_client::{Client, ClientConfig, ClientError};
 use coffer_wire::cloudtrail::{
     Event, LookupAttribute, LookupEventsRequest, LookupEventsResponse, ReadEventsRequest, ReadEventsResponse,
 };
-use common::TestServer;
+use common::{coffer, coffer_as, text, TestServer};
 use serde_json::{json, Value};
 
 /// The server as the tests run it: reads' events durable within 100 ms (group commit).
@@ -48,27 +48,6 @@ fn client_as(server: &TestServer, id: &str, secret: &str, token: Option<&str>) -
 fn root_client(server: &TestServer) -> Client {
     let (id, secret) = server.root_keys();
     client_as(server, &id, &secret, None)
-}
-
-fn text(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// Runs `coffer ARGS` with the root credentials, or with `creds` (id, secret, token) instead.
-fn coffer_as(server: &TestServer, creds: Option<(&str, &str, Option<&str>)>, args: &[&str]) -> Output {
-    let mut cmd = server.cli();
-    cmd.env_remove("AWS_SESSION_TOKEN");
-    if let Some((id, secret, token)) = creds {
-        cmd.env("AWS_ACCESS_KEY_ID", id).env("AWS_SECRET_ACCESS_KEY", secret);
-        if let Some(token) = token {
-            cmd.env("AWS_SESSION_TOKEN", token);
-        }
-    }
-    cmd.args(args).output().unwrap()
-}
-
-fn coffer(server: &TestServer, args: &[&str]) -> Output {
-    coffer_as(server, None, args)
 }
 
 fn ok(server: &TestServer, args: &[&str]) -> String {

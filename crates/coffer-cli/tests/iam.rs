@@ -7,34 +7,11 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::TestServer;
+use common::{coffer, coffer_as, text, TestServer};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 
 const READ_SECRETS: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Read","Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource":"*"}]}"#;
-
-fn text(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// Runs `coffer ARGS` with the root credentials, or with `creds` (id, secret, token) instead.
-fn coffer_as(server: &TestServer, creds: Option<(&str, &str, Option<&str>)>, args: &[&str]) -> Output {
-    let mut cmd = server.cli();
-    cmd.env_remove("AWS_SESSION_TOKEN");
-    if let Some((id, secret, token)) = creds {
-        cmd.env("AWS_ACCESS_KEY_ID", id).env("AWS_SECRET_ACCESS_KEY", secret);
-        if let Some(token) = token {
-            cmd.env("AWS_SESSION_TOKEN", token);
-        }
-    }
-    cmd.args(args).output().unwrap()
-}
-
-fn coffer(server: &TestServer, args: &[&str]) -> Output {
-    coffer_as(server, None, args)
-}
 
 /// Runs and expects success; answers stdout.
 fn ok(server: &TestServer, args: &[&str]) -> String {

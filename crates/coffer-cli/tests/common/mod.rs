@@ -179,3 +179,30 @@ impl Drop for TestServer {
         let _ = self.child.wait();
     }
 }
+
+/// Both output streams of a finished command, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Runs `coffer ARGS` against `server` with the root credentials, or with `creds` (id, secret, token).
+pub fn coffer_as(
+    server: &TestServer,
+    creds: Option<(&str, &str, Option<&str>)>,
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = server.cli();
+    cmd.env_remove("AWS_SESSION_TOKEN");
+    if let Some((id, secret, token)) = creds {
+        cmd.env("AWS_ACCESS_KEY_ID", id).env("AWS_SECRET_ACCESS_KEY", secret);
+        if let Some(token) = token {
+            cmd.env("AWS_SESSION_TOKEN", token);
+        }
+    }
+    cmd.args(args).output().expect("coffer runs")
+}
+
+/// Runs `coffer ARGS` against `server` with the root credentials.
+pub fn coffer(server: &TestServer, args: &[&str]) -> std::process::Output {
+    coffer_as(server, None, args)
+}
