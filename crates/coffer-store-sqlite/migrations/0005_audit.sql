@@ -42,14 +42,17 @@ CREATE TABLE audit_lookup_lists (
 -- events table) never loses it. max_time is the newest record's max_time (NULL before the first).
 -- digest_number is the newest digest number ever assigned, so numbers are never reused even when old
 -- digests are pruned.
+-- indexed_seq: the records up to it have their audit_lookup rows; the newer ones (the tail) are found
+-- through their lookup lists until the writer folds them into audit_lookup, sorted, in one batch.
 CREATE TABLE audit_head (
     id            INTEGER PRIMARY KEY CHECK (id = 0),
     seq           INTEGER NOT NULL,
     hash          BLOB NOT NULL,
     max_time      INTEGER,
-    digest_number INTEGER NOT NULL
+    digest_number INTEGER NOT NULL,
+    indexed_seq   INTEGER NOT NULL
 );
-INSERT INTO audit_head (id, seq, hash, max_time, digest_number) VALUES (0, 0, zeroblob(32), NULL, 0);
+INSERT INTO audit_head (id, seq, hash, max_time, digest_number, indexed_seq) VALUES (0, 0, zeroblob(32), NULL, 0, 0);
 
 -- Signed digests of the chain, numbered 1, 2, 3, ... by the store.
 CREATE TABLE audit_digests (

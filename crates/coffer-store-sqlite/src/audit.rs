@@ -3,8 +3,8 @@
 //! # Appending
 //!
 //! The writer thread keeps the chain's head ([`ChainState`]) in memory, so an append costs one row in
-//! `audit_events`, one in `audit_lookup_lists` (both at the right edge of their b-trees), its rows in
-//! `audit_lookup`, and no read. Each record is chained when its job runs, inside the job's savepoint
+//! `audit_events` and one in `audit_lookup_lists` (both at the right edge of their b-trees), and no
+//! read; its `audit_lookup` rows come with a later fold (see Lookups). Each record is chained when its job runs, inside the job's savepoint
 //! and after the job's change applied; the head row (`audit_head`) is written once per group commit,
 //! in the same transaction. A job that fails is rolled back to its savepoint and the in-memory head
 //! with it, so a failed change consumes no seq. A batch that fails as a whole reloads the head from
@@ -31,7 +31,10 @@
 //!
 //! `audit_lookup (attr, value, seq)` is a clustered primary key, so an exact lookup is one backwards
 //! range scan joined by rowid to `audit_events`: a page costs `limit` index entries and rows, whatever
-//! the log's size. A prefix may match many values whose seqs interleave; see [`prefix_seqs`].
+//! the log's size. Its rows are written late: an append writes only the event's compact lookup list,
+//! and the writer folds the lists of the newest records (the tail) into the index in sorted batches of
+//! [`FOLD_AT`] ([`fold`]); `audit_head.indexed_seq` says how far. A lookup walks the tail's lists first
+//! (they are the newest records), then the index below it. A prefix may match many values whose seqs interleave; see [`prefix_seqs`].
 
 use std::collections::BTreeSet;
 
@@ -177,17 +180,12 @@ impl ChainState {
             Err(StoreError::AlreadyExists) => return Err(unavailable(CHAIN_MOVED)),
             Err(e) => return Err(e),
         }
+        // The index rows come later, folded in sorted batches (see [`fold`]); until then the list is
+        // what lookups read.
         let entries = encode_lookup(index_entries(event))?;
         conn.prepare_cached("INSERT INTO audit_lookup_lists (seq, entries) VALUES (?1, ?2)")
             .and_then(|mut s| s.execute(params![seq_sql, entries]))
             .map_err(map_sqlite)?;
-        // A value listed twice (or the event id listed explicitly) is one index entry.
-        let mut insert = conn
-            .prepare_cached("INSERT INTO audit_lookup (attr, value, seq) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
-            .map_err(map_sqlite)?;
-        for (attr, value) in index_entries(event) {
-            insert.execute(params![attr.code(), value, seq_sql]).map_err(map_sqlite)?;
-        }
         self.hash = record_hash(seq, &self.hash, event.time_ms, &event.event_id, &event.body);
         self.seq = seq;
         self.max_time = Some(max_time);
@@ -252,6 +250,11 @@ impl Chain {
         }
     }
 
+    /// The committed head's seq, when known.
+    pub fn head_seq(&self) -> Option<u64> {
+        self.committed.map(|c| c.seq)
+    }
+
     /// Writes the batch's final head into the transaction, if the batch moved it.
     pub fn save(&self, conn: &Connection, state: &ChainState) -> StoreResult<()> {
         if self.committed.as_ref() == Some(state) {
@@ -292,6 +295,53 @@ pub(crate) fn append_digest(conn: &Connection, expected_latest: u64, d: &AuditDi
 /// Deletes up to `limit` of the oldest records below `before_seq` with their lookup rows (found by
 /// primary key from the record's own list), and the digests below `keep_digests_from`. The head row is
 /// not touched. Returns the records deleted.
+/// The writer folds the tail into `audit_lookup` once it holds this many records. Each event's index
+/// rows land on scattered leaves (one per resource name, say); written one group commit at a time that
+/// is about a page per event, folded in sorted batches it is a page per many events. The tail is what a
+/// lookup walks through the lists, so this also bounds that walk.
+pub(crate) const FOLD_AT: u64 = 16_384;
+
+/// The newest seq whose index rows are in `audit_lookup`.
+pub(crate) fn indexed_seq(conn: &Connection) -> StoreResult<i64> {
+    one_int(conn, "SELECT indexed_seq FROM audit_head WHERE id = 0", [])?
+        .ok_or_else(|| corrupt("the audit head row is missing"))
+}
+
+/// Folds up to [`FOLD_AT`] tail records' lookup lists into `audit_lookup`, sorted by key, and moves
+/// `indexed_seq`; runs inside the caller's transaction. Returns how many records were folded.
+pub(crate) fn fold(conn: &Connection) -> StoreResult<usize> {
+    let from = indexed_seq(conn)?;
+    let lists: Vec<(i64, Vec<u8>)> = {
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, entries FROM audit_lookup_lists WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(map_sqlite)?;
+        let rows =
+            stmt.query_map(params![from, to_sql_int(FOLD_AT)], |r| Ok((r.get(0)?, r.get(1)?))).map_err(map_sqlite)?;
+        rows.collect::<Result<_, _>>().map_err(map_sqlite)?
+    };
+    let Some(&(last, _)) = lists.last() else { return Ok(0) };
+    let mut rows: Vec<(i64, &str, i64)> = Vec::with_capacity(lists.len() * 5);
+    for (seq, entries) in &lists {
+        for (attr, value) in decode_lookup(entries)? {
+            let value = std::str::from_utf8(value).map_err(|_| corrupt(format!("audit lookup of {seq}")))?;
+            rows.push((attr, value, *seq));
+        }
+    }
+    // In key order each leaf is written once per fold, not once per event.
+    rows.sort_unstable();
+    // A value listed twice (or the event id listed explicitly) is one index entry.
+    let mut insert = conn
+        .prepare_cached("INSERT INTO audit_lookup (attr, value, seq) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+        .map_err(map_sqlite)?;
+    for (attr, value, seq) in rows {
+        insert.execute(params![attr, value, seq]).map_err(map_sqlite)?;
+    }
+    conn.prepare_cached("UPDATE audit_head SET indexed_seq = ?1 WHERE id = 0")
+        .and_then(|mut s| s.execute([last]))
+        .map_err(map_sqlite)?;
+    Ok(lists.len())
+}
+
 pub(crate) fn prune(conn: &Connection, before_seq: u64, keep_digests_from: u64, limit: usize) -> StoreResult<usize> {
     let doomed: Vec<(i64, Option<Vec<u8>>)> = {
         let mut stmt = conn
@@ -513,8 +563,23 @@ pub(crate) fn query(conn: &Connection, q: &AuditQuery) -> StoreResult<Vec<AuditR
             for seq in late_matches(&tx, q, &w)? {
                 out.extend(record_at(&tx, seq)?);
             }
-            let limit = q.limit - out.len();
-            if limit > 0 && w.lo < w.hi {
+            let mut limit = q.limit - out.len();
+            if q.lookup.is_some() {
+                // The tail (not folded into the index yet) sits above the indexed records: its matches,
+                // found through the lookup lists, come first.
+                let split = indexed_seq(&tx)?.saturating_add(1).max(w.lo);
+                if limit > 0 && split < w.hi {
+                    let tail = Window { lo: split, ..w };
+                    for seq in tail_matches(&tx, q, &tail, limit)? {
+                        out.extend(record_at(&tx, seq)?);
+                    }
+                    limit = q.limit - out.len();
+                }
+                let folded = Window { hi: w.hi.min(split), ..w };
+                if limit > 0 && folded.lo < folded.hi {
+                    out.extend(query_range(&tx, q, &folded, limit)?);
+                }
+            } else if limit > 0 && w.lo < w.hi {
                 out.extend(query_range(&tx, q, &w, limit)?);
             }
             out
@@ -578,25 +643,57 @@ fn late_matches(conn: &Connection, q: &AuditQuery, w: &Window) -> StoreResult<Ve
         if out.len() == q.limit {
             break;
         }
+        // The record's own lookup list answers whether it matches, folded into the index or not.
         let matched = match &q.lookup {
             None => true,
-            Some((attr, ValueMatch::Exact(value))) => one_int(
-                conn,
-                "SELECT 1 FROM audit_lookup WHERE attr = ?1 AND value = ?2 AND seq = ?3",
-                params![attr.code(), value, seq],
-            )?
-            .is_some(),
-            Some((attr, ValueMatch::Prefix(prefix))) => {
+            Some((attr, value)) => {
                 let entries: Option<Vec<u8>> = conn
                     .prepare_cached("SELECT entries FROM audit_lookup_lists WHERE seq = ?1")
                     .and_then(|mut s| s.query_row([seq], |r| r.get(0)).optional())
                     .map_err(map_sqlite)?;
                 let entries = entries.ok_or_else(|| corrupt(format!("audit record {seq} has no lookup list")))?;
-                decode_lookup(&entries)?.iter().any(|(a, v)| *a == attr.code() && v.starts_with(prefix.as_bytes()))
+                decode_lookup(&entries)?.iter().any(|(a, v)| *a == attr.code() && value_matches(value, v))
             }
         };
         if matched {
             out.push(seq);
+        }
+    }
+    Ok(out)
+}
+
+fn value_matches(wanted: &ValueMatch, value: &[u8]) -> bool {
+    match wanted {
+        ValueMatch::Exact(v) => value == v.as_bytes(),
+        ValueMatch::Prefix(p) => value.starts_with(p.as_bytes()),
+    }
+}
+
+/// The matches in the window among records not folded into the index yet, newest first, at most
+/// `limit`: a walk of their lookup lists (about [`FOLD_AT`] short rows at most).
+fn tail_matches(conn: &Connection, q: &AuditQuery, w: &Window, limit: usize) -> StoreResult<Vec<i64>> {
+    let Some((attr, wanted)) = &q.lookup else { return Ok(Vec::new()) };
+    let code = attr.code();
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, entries FROM audit_lookup_lists WHERE seq >= ?1 AND seq < ?2 ORDER BY seq DESC")
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query(params![w.lo, w.hi]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        let seq: i64 = r.get(0).map_err(map_sqlite)?;
+        let entries =
+            r.get_ref(1).map_err(map_sqlite)?.as_blob().map_err(|e| corrupt(format!("lookup list of {seq}: {e}")))?;
+        if !decode_lookup(entries)?.iter().any(|(a, v)| *a == code && value_matches(wanted, v)) {
+            continue;
+        }
+        let in_time = !w.has_time_bounds()
+            || one_int(conn, "SELECT time_ms FROM audit_events WHERE seq = ?1", [seq])?
+                .is_some_and(|time| time >= w.t_min && time <= w.t_max);
+        if in_time {
+            out.push(seq);
+            if out.len() == limit {
+                break;
+            }
         }
     }
     Ok(out)

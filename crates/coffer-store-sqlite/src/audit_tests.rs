@@ -216,6 +216,9 @@ async fn the_audit_head_survives_reopening_and_pruning() {
         let store = SqliteStore::open(&path).await.unwrap();
         store.append_audit(events("a", 10)).await.unwrap()
     };
+    fold_now(&path);
+    let folded: i64 = raw(&path).query_row("SELECT COUNT(*) FROM audit_lookup", [], |r| r.get(0)).unwrap();
+    assert_eq!(folded, 30, "each event's id, user and resource, folded into the index");
     let store = SqliteStore::open(&path).await.unwrap();
     assert_eq!(store.audit_head().await.unwrap(), head);
     assert_eq!(store.prune_audit(u64::MAX, 0, 1000).await.unwrap(), 10);
@@ -228,7 +231,58 @@ async fn the_audit_head_survives_reopening_and_pruning() {
     assert_eq!((records.len(), records[0].seq, records[0].prev_hash), (1, 11, head.hash));
     assert_chain(&records, next);
     let lookups: i64 = raw(&path).query_row("SELECT COUNT(*) FROM audit_lookup", [], |r| r.get(0)).unwrap();
-    assert_eq!(lookups, 3, "pruned records' lookup rows must go: only the new event's id, user and resource");
+    assert_eq!(lookups, 0, "pruned records' lookup rows must go (the new event is still in the unfolded tail)");
+    fold_now(&path);
+    let lookups: i64 = raw(&path).query_row("SELECT COUNT(*) FROM audit_lookup", [], |r| r.get(0)).unwrap();
+    assert_eq!(lookups, 3, "only the new event's id, user and resource");
+}
+
+/// Folds the audit index's tail now, as the writer does every `FOLD_AT` records.
+fn fold_now(path: &std::path::Path) {
+    let conn = raw(path);
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    crate::audit::fold(&conn).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Lookups answer the same before and after the tail is folded into the index, and across the seam.
+#[tokio::test(flavor = "multi_thread")]
+async fn lookups_agree_before_and_after_folding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coffer.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.append_audit(events("a", 12)).await.unwrap();
+    let queries = || {
+        let mut qs = Vec::new();
+        for lookup in [
+            Some((LookupAttribute::Username, ValueMatch::Exact("even".into()))),
+            Some((LookupAttribute::ResourceName, ValueMatch::Prefix("res".into()))),
+            Some((LookupAttribute::EventId, ValueMatch::Exact("a-3".into()))),
+            None,
+        ] {
+            for before_seq in [None, Some(9), Some(20)] {
+                for limit in [1, 5, 50] {
+                    qs.push(AuditQuery { lookup: lookup.clone(), start_ms: None, end_ms: None, before_seq, limit });
+                }
+            }
+        }
+        qs
+    };
+    let mut before = Vec::new();
+    for q in queries() {
+        before.push(store.query_audit(q).await.unwrap());
+    }
+    fold_now(&path);
+    // And a second batch that stays in the tail: the answers now cross the seam.
+    store.append_audit(events("b", 4)).await.unwrap();
+    for (q, expected) in queries().into_iter().zip(before) {
+        let got = store.query_audit(q.clone()).await.unwrap();
+        let got_seqs: Vec<u64> = got.iter().map(|r| r.seq).filter(|s| *s <= 12).collect();
+        let expected_seqs: Vec<u64> = expected.iter().map(|r| r.seq).collect();
+        let tail_hits = got.iter().filter(|r| r.seq > 12).count();
+        assert_eq!(&got_seqs[..], &expected_seqs[..expected_seqs.len().min(q.limit - tail_hits)], "{q:?}");
+        assert!(got.windows(2).all(|w| w[0].seq > w[1].seq), "newest first: {q:?}");
+    }
 }
 
 /// Two stores on one file (two processes, say) append at once: one chain, because each writer

@@ -128,6 +128,8 @@ impl Counters {
 /// The writer thread's body: runs until every sender is gone and the queue is drained.
 pub(crate) fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, counters: Arc<Counters>) {
     let mut chain = Chain::load(&conn);
+    // How far the audit index is folded (re-read at each fold; another process may fold too).
+    let mut folded = crate::audit::indexed_seq(&conn).map_or(0, |s| u64::try_from(s).unwrap_or(0));
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -147,6 +149,15 @@ pub(crate) fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, cou
                 for (job, reply) in batch.drain(..).zip(replies) {
                     let _ = job.reply.send(reply); // the caller may have gone away; the write stands
                 }
+                // After the answers: folding is the writer's own work, no caller waits for it.
+                if chain.head_seq().is_some_and(|head| head.saturating_sub(folded) >= crate::audit::FOLD_AT) {
+                    match fold_audit_index(&conn) {
+                        Ok(to) => folded = to,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "folding the audit index failed; retried after the next batch")
+                        }
+                    }
+                }
             }
             Err(e) => {
                 counters.failed_batches.fetch_add(1, Ordering::Relaxed);
@@ -155,6 +166,20 @@ pub(crate) fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Job>, cou
                     let _ = job.reply.send(Err(e.clone()));
                 }
             }
+        }
+    }
+}
+
+/// One fold of the audit index in its own transaction; returns how far the index now reaches.
+fn fold_audit_index(conn: &Connection) -> StoreResult<u64> {
+    rollback(conn);
+    exec(conn, "BEGIN IMMEDIATE", [])?;
+    let folded = crate::audit::fold(conn).and_then(|_| crate::audit::indexed_seq(conn));
+    match folded.and_then(|to| exec(conn, "COMMIT", []).map(|_| to)) {
+        Ok(to) => Ok(u64::try_from(to).unwrap_or(0)),
+        Err(e) => {
+            rollback(conn);
+            Err(e)
         }
     }
 }
