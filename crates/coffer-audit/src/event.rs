@@ -195,7 +195,12 @@ impl Event {
     pub fn to_canonical_json(&self) -> Vec<u8> {
         // Serializing plain structs, strings, bools and `Value`s into a Vec cannot fail (no I/O, no
         // non-string map keys), so an empty result is unreachable rather than a silent loss.
-        serde_json::to_vec(self).unwrap_or_default()
+        // Sized for a typical event (about 900 bytes), so the buffer is not regrown while writing.
+        let mut out = Vec::with_capacity(1_024);
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 
     pub fn from_json(bytes: &[u8]) -> Result<Event, AuditError> {
