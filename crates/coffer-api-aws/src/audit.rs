@@ -43,11 +43,6 @@ pub fn actor_source(user_agent: Option<&str>) -> ActorSource {
     }
 }
 
-/// Whether a request member is one the audit log keeps (an identifier).
-fn kept(key: &str) -> bool {
-    coffer_audit::keeps_request_key(key)
-}
-
 /// The identifiers of a JSON request. The body is read without copying: members are borrowed raw and
 /// only the kept ones are parsed, so a secret value in the body is never duplicated here.
 pub fn json_request_parameters(body: &[u8]) -> serde_json::Value {
@@ -56,7 +51,7 @@ pub fn json_request_parameters(body: &[u8]) -> serde_json::Value {
     };
     let mut object = serde_json::Map::new();
     for (key, raw) in members {
-        if kept(key) {
+        if coffer_audit::keeps_request_key(key) {
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get()) {
                 object.insert(key.to_string(), value);
             }
@@ -74,7 +69,7 @@ pub fn form_request_parameters<'a>(fields: impl Iterator<Item = (&'a str, &'a st
             Some((name, _)) => (name, true),
             None => (key, false),
         };
-        if name == "Action" || name == "Version" || !kept(name) {
+        if name == "Action" || name == "Version" || !coffer_audit::keeps_request_key(name) {
             continue;
         }
         let value = serde_json::Value::String(value.to_string());

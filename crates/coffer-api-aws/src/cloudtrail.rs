@@ -56,11 +56,6 @@ impl Operation {
             Operation::SeqAt => "SeqAt",
         }
     }
-
-    /// Every audit operation only reads.
-    pub fn read_only(self) -> bool {
-        true
-    }
 }
 
 fn trail<T>(r: Result<T, ServiceError>) -> Result<T, ApiError> {

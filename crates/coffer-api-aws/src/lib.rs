@@ -88,10 +88,10 @@ enum Target {
 /// The audit log's event source of a signing service.
 fn event_source(signing_service: &str) -> &'static str {
     match signing_service {
-        "secretsmanager" => "secretsmanager.amazonaws.com",
-        "ssm" => "ssm.amazonaws.com",
-        "kms" => "kms.amazonaws.com",
-        "cloudtrail" => "cloudtrail.amazonaws.com",
+        "secretsmanager" => coffer_service::secrets::SECRETS_EVENT_SOURCE,
+        "ssm" => coffer_service::parameters::ops::PARAMETERS_EVENT_SOURCE,
+        "kms" => coffer_service::kms::KMS_EVENT_SOURCE,
+        "cloudtrail" => cloudtrail::EVENT_SOURCE,
         "iam" => "iam.amazonaws.com",
         "sts" => "sts.amazonaws.com",
         _ => "coffer.internal",

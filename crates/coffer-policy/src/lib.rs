@@ -34,11 +34,17 @@ pub use eval::{
 };
 pub use policy::{check_size, Effect, Policy, PolicyKind, PrincipalEntry, SizeLimit, Statement, Version};
 
-/// Whether `text` matches `pattern`, where `*` matches any run of characters and `?` any one (case
-/// sensitive, no policy variables): the policy language's wildcard matching, for other searches.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    match pattern::Pattern::compile(pattern, true, false) {
-        Ok(compiled) => compiled.matches(text, false, &RequestContext::default()),
-        Err(_) => false,
+/// A `*`/`?` wildcard pattern (case sensitive, no policy variables), compiled once: the policy
+/// language's wildcard matching, for other searches.
+#[derive(Debug, Clone)]
+pub struct Wildcard(pattern::Pattern);
+
+impl Wildcard {
+    pub fn new(pattern: &str) -> Option<Wildcard> {
+        pattern::Pattern::compile(pattern, true, false).ok().map(Wildcard)
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        self.0.matches(text, false, &RequestContext::default())
     }
 }

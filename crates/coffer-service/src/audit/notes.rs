@@ -73,4 +73,10 @@ impl AuditNotes {
     pub fn snapshot(&self) -> Notes {
         self.lock().clone()
     }
+
+    /// The notes for the request's last event (moved, not copied), leaving them marked recorded so the
+    /// request cannot be recorded twice.
+    pub(crate) fn take(&self) -> Notes {
+        std::mem::replace(&mut *self.lock(), Notes { recorded: true, ..Notes::default() })
+    }
 }

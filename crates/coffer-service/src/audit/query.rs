@@ -90,12 +90,11 @@ impl Service {
             for record in records {
                 scanned += 1;
                 before_seq = Some(record.seq);
-                if let Some(filter) = &filter {
-                    if !filter.matches(&record)? {
-                        continue;
-                    }
+                let event = Event::from_json(&record.body).map_err(|_| corrupt(record.seq))?;
+                if filter.as_ref().is_some_and(|f| !f.matches(&record, &event)) {
+                    continue;
                 }
-                events.push(view_of(&record)?);
+                events.push(view_of(record, event));
                 if events.len() == limit {
                     break;
                 }
@@ -141,25 +140,27 @@ fn corrupt(seq: u64) -> ServiceError {
     ServiceError::internal("an audit record could not be read")
 }
 
-fn view_of(record: &AuditRecord) -> ServiceResult<AuditEventView> {
-    let event = Event::from_json(&record.body).map_err(|_| corrupt(record.seq))?;
-    let mut resources = Vec::new();
-    for r in &event.resources {
-        let name = coffer_audit::friendly_resource_name(&r.arn).unwrap_or_else(|| r.arn.clone());
-        resources.push((r.resource_type.clone(), name));
-    }
-    Ok(AuditEventView {
+fn view_of(record: AuditRecord, event: Event) -> AuditEventView {
+    let resources = event
+        .resources
+        .into_iter()
+        .map(|r| {
+            let name = coffer_audit::friendly_resource_name(&r.arn).unwrap_or(r.arn);
+            (r.resource_type, name)
+        })
+        .collect();
+    AuditEventView {
         seq: record.seq,
-        event_id: record.event_id.clone(),
         time_ms: record.time_ms,
-        event_name: event.event_name.clone(),
-        event_source: event.event_source.clone(),
+        event_name: event.event_name,
+        event_source: event.event_source,
         read_only: event.read_only,
-        access_key_id: event.user_identity.access_key_id.clone(),
-        username: event.user_identity.user_name.clone(),
+        access_key_id: event.user_identity.access_key_id,
+        username: event.user_identity.user_name,
         resources,
         cloudtrail_event: String::from_utf8_lossy(&record.body).into_owned(),
-    })
+        event_id: record.event_id,
+    }
 }
 
 /// What the store is asked for and what the service checks on each record it returns.
@@ -167,7 +168,8 @@ fn plan(search: &AuditSearch) -> (Option<(LookupAttribute, ValueMatch)>, Option<
     let Some((attribute, value)) = &search.attribute else { return (None, None) };
     let attribute = *attribute;
     let glob = search.wildcards && (value.contains('*') || value.contains('?'));
-    let filter = Filter { attribute, value: value.clone(), glob };
+    let filter =
+        Filter { attribute, value: value.clone(), glob: if glob { coffer_policy::Wildcard::new(value) } else { None } };
     if !attribute.is_indexed() {
         // A broad attribute: scan newest first and filter.
         return (None, Some(filter));
@@ -190,21 +192,23 @@ fn plan(search: &AuditSearch) -> (Option<(LookupAttribute, ValueMatch)>, Option<
     (Some((attribute, ValueMatch::Exact(value.clone()))), None)
 }
 
-/// A check on one record's attribute values: exact, or a `*`/`?` pattern.
+/// A check on one record's attribute values: exact, or a `*`/`?` pattern (compiled once).
 struct Filter {
     attribute: LookupAttribute,
     value: String,
-    glob: bool,
+    glob: Option<coffer_policy::Wildcard>,
 }
 
 impl Filter {
-    fn matches(&self, record: &AuditRecord) -> ServiceResult<bool> {
-        let hit = |v: &str| if self.glob { coffer_policy::wildcard_match(&self.value, v) } else { v == self.value };
+    fn matches(&self, record: &AuditRecord, event: &Event) -> bool {
+        let hit = |v: &str| match &self.glob {
+            Some(pattern) => pattern.matches(v),
+            None => v == self.value,
+        };
         if self.attribute == LookupAttribute::EventId {
-            return Ok(hit(&record.event_id));
+            return hit(&record.event_id);
         }
-        let event = Event::from_json(&record.body).map_err(|_| corrupt(record.seq))?;
-        Ok(event.lookup_entries().iter().any(|(a, v)| *a == self.attribute && hit(v)))
+        event.lookup_entries().iter().any(|(a, v)| *a == self.attribute && hit(v))
     }
 }
 

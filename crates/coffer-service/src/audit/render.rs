@@ -6,6 +6,7 @@
 use coffer_audit::event::{Event, EventResource, SessionAttributes, SessionContext, SessionIssuer, UserIdentity};
 use coffer_store::AuditAppend;
 
+use super::notes::Notes;
 use crate::context::{PrincipalKind, RequestContext};
 use crate::Service;
 
@@ -134,8 +135,9 @@ impl Service {
         }
     }
 
-    pub(crate) fn render_event(&self, ctx: &RequestContext, outcome: &Outcome) -> AuditAppend {
-        let notes = ctx.audit.snapshot();
+    /// The event of `ctx`'s request as `notes` describe it (a copy while a change may still retry; the
+    /// notes themselves when the request is over).
+    pub(crate) fn render_event(&self, ctx: &RequestContext, notes: Notes, outcome: &Outcome) -> AuditAppend {
         let time_ms = self.clock.now_millis();
         let event_id = self.audit.event_ids().next();
         let account = &ctx.principal.account_id;
