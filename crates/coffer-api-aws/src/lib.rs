@@ -15,6 +15,7 @@ pub mod iam;
 mod json;
 pub mod kms;
 pub mod query;
+pub mod scan;
 pub mod secretsmanager;
 pub mod ssm;
 pub mod sts;
@@ -83,6 +84,8 @@ enum Target {
     Ssm(ssm::Operation),
     Kms(kms::Operation),
     CloudTrail(cloudtrail::Operation),
+    /// Coffer's `CofferScan.<Op>` (signed as Secrets Manager).
+    Scan(scan::Operation),
 }
 
 /// The audit log's event source of a signing service.
@@ -125,6 +128,7 @@ impl Target {
             "CofferAudit" => {
                 Ok((cloudtrail::Operation::parse_coffer(op).map(Target::CloudTrail), coffer_wire::cloudtrail::SERVICE))
             }
+            "CofferScan" => Ok((scan::Operation::parse(op).map(Target::Scan), coffer_wire::scan::SERVICE)),
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -313,6 +317,7 @@ where
         Some(Target::Ssm(op)) => ssm::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::Kms(op)) => kms::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::CloudTrail(op)) => cloudtrail::dispatch(&state.service, &ctx, op, &body).await,
+        Some(Target::Scan(op)) => scan::dispatch(&state.service, &ctx, op, &body).await,
     };
     // Fail closed: an answer whose event cannot be taken is not given.
     state.service.record_request(&ctx, &audit::outcome(&answer)).await.map_err(error::audit_error)?;

@@ -8,6 +8,7 @@ mod kms;
 mod operator;
 mod output;
 mod param;
+mod scan;
 mod secret;
 mod server;
 mod sts;
@@ -66,6 +67,8 @@ enum Command {
     /// Initialize, unseal, seal and rekey a server sealed with key shares (--master-key-source shamir)
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// Find secrets in files, the git index or history, or standard input (local only; exit 1 when found)
+    Scan(scan::ScanArgs),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             Command::Sts(args) => sts::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Operator(cmd) => operator::run(cmd).await,
+            Command::Scan(args) => scan::run(args).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
                 Ok(ExitCode::SUCCESS)

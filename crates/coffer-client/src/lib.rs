@@ -7,6 +7,7 @@ pub mod cloudtrail;
 pub mod config;
 pub mod iam;
 pub mod query;
+pub mod scan;
 pub mod sts;
 
 use coffer_wire::{ErrorBody, JSON_1_1};

@@ -20,6 +20,9 @@ pub enum DenyReason {
     ExplicitIdentityDeny,
     /// A Deny statement of the resource-based policy applies.
     ExplicitResourceDeny,
+    /// The resource-based policy neither allows the caller nor delegates to its account, where it must
+    /// (a KMS key policy).
+    NoResourceAllow,
 }
 
 /// A statement that decided the outcome (`index` is its position in the policy's `Statement`).
@@ -163,6 +166,7 @@ pub fn denial_message(principal_arn: &str, action: &str, resource: &str, reason:
         DenyReason::NoAllow => format!("{head} because no identity-based policy allows the {action} action"),
         DenyReason::ExplicitIdentityDeny => format!("{head} with an explicit deny in an identity-based policy"),
         DenyReason::ExplicitResourceDeny => format!("{head} with an explicit deny in a resource-based policy"),
+        DenyReason::NoResourceAllow => format!("{head} because no resource-based policy allows the {action} action"),
     }
 }
 

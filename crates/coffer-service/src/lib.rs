@@ -21,6 +21,7 @@ pub mod identity;
 pub mod kms;
 pub mod parameters;
 pub mod password;
+pub mod scan;
 pub mod secrets;
 
 use std::sync::Arc;

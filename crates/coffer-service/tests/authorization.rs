@@ -855,3 +855,74 @@ async fn root_keeps_working_and_the_scheduler_is_not_authorized() {
     w.read(&root(), "/s").await.unwrap();
     w.s.rewrap_keys(&root()).await.unwrap();
 }
+
+/// A key created with a policy is governed by it as KMS does: the key policy must allow the caller or
+/// delegate to the account (then identity policies decide); a key policy naming neither leaves the key
+/// closed whatever IAM says (root included); a Deny in it wins; a malformed one is refused at creation.
+#[tokio::test]
+async fn key_policies_govern_their_keys_as_kms_does() {
+    let w = World::new();
+    let key_with = |policy: &str| {
+        let input = coffer_service::kms::CreateKeyInput { policy: Some(policy.to_string()), ..Default::default() };
+        let s = &w.s;
+        async move { s.create_key(&root(), input).await }
+    };
+    let decrypt_any = doc(r#"{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}"#);
+    let sm = doc(
+        r#"{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:CreateSecret"],"Resource":"*"}"#,
+    );
+
+    // Delegation to the account: IAM decides, as with the default policy.
+    let delegating = doc(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}}"#
+    ));
+    let delegated = key_with(&delegating).await.unwrap().arn;
+    // Names one user directly, and no one else (not the account).
+    let direct = doc(&format!(
+        r#"[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/owner"}},"Action":["kms:Decrypt","kms:GenerateDataKey"],"Resource":"*"}},
+            {{"Effect":"Deny","Principal":"*","Action":"kms:Decrypt","Resource":"*",
+              "Condition":{{"StringEquals":{{"aws:username":"banned"}}}}}}]"#
+    ));
+    let closed = key_with(&direct).await.unwrap().arn;
+    let reader = w.user("reader", &[sm.clone(), decrypt_any.clone()], vec![]).await;
+    let owner = w.user("owner", std::slice::from_ref(&sm), vec![]).await;
+    w.secret_with("/delegated", "d", Some(delegated.clone()), vec![]).await;
+    // Root may not use the closed key (it is not named); its owner may, with no kms identity policy.
+    let create = |name: &str, key: &str| CreateSecretInput {
+        name: name.into(),
+        client_request_token: Some(token(1)),
+        value: Some(text("c")),
+        kms_key_id: Some(key.into()),
+        ..Default::default()
+    };
+    let e = denied(w.s.create_secret(&root(), create("/closed-by-root", &closed)).await);
+    assert!(e.message.contains("no resource-based policy allows the kms:GenerateDataKey action"), "{}", e.message);
+    w.s.create_secret(&owner, create("/closed", &closed)).await.unwrap();
+    let banned = w.user("banned", &[sm.clone(), decrypt_any.clone()], vec![]).await;
+
+    // Delegated: the identity policy's kms:Decrypt is enough; the owner without one is refused.
+    assert_eq!(w.read(&reader, "/delegated").await.unwrap().value, text("d"));
+    let e = denied(w.read(&owner, "/delegated").await);
+    assert_eq!(e.message, no_allow("owner", "kms:Decrypt", &delegated));
+    // Closed to the account: IAM's allow does not count; the named owner needs no identity policy.
+    let e = denied(w.read(&reader, "/closed").await);
+    assert_eq!(
+        e.message,
+        format!("User: arn:aws:iam::{ACCOUNT}:user/reader is not authorized to perform: kms:Decrypt on resource: {closed} because no resource-based policy allows the kms:Decrypt action")
+    );
+    assert_eq!(w.read(&owner, "/closed").await.unwrap().value, text("c"));
+    let e = denied(w.read(&banned, "/closed").await);
+    assert!(
+        e.message.contains("no resource-based policy allows") || e.message.contains("explicit deny"),
+        "{}",
+        e.message
+    );
+    let e = denied(w.read(&root(), "/closed").await);
+    assert!(e.message.contains("no resource-based policy allows the kms:Decrypt action"), "{}", e.message);
+
+    // Refused at creation, nothing created.
+    let keys_before = w.s.list_keys(&root()).await.unwrap().len();
+    let e = key_with(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:*"}}"#).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::MalformedPolicy, "{}", e.message);
+    assert_eq!(w.s.list_keys(&root()).await.unwrap().len(), keys_before);
+}

@@ -3,8 +3,9 @@
 //! # Appending
 //!
 //! The writer thread keeps the chain's head ([`ChainState`]) in memory, so an append costs one row in
-//! `audit_events` and one in `audit_lookup_lists` (both at the right edge of their b-trees), and no
-//! read; its `audit_lookup` rows come with a later fold (see Lookups). Each record is chained when its job runs, inside the job's savepoint
+//! `audit_events` (at the right edge of its b-tree, its lookup list inside), and no
+//! read; its `audit_lookup` entries come with a later fold (see Lookups). Each record is chained when
+//! its job runs, inside the job's savepoint
 //! and after the job's change applied; the head row (`audit_head`) is written once per group commit,
 //! in the same transaction. A job that fails is rolled back to its savepoint and the in-memory head
 //! with it, so a failed change consumes no seq. A batch that fails as a whole reloads the head from
@@ -29,12 +30,15 @@
 //!
 //! # Lookups
 //!
-//! `audit_lookup (attr, value, seq)` is a clustered primary key, so an exact lookup is one backwards
-//! range scan joined by rowid to `audit_events`: a page costs `limit` index entries and rows, whatever
-//! the log's size. Its rows are written late: an append writes only the event's compact lookup list,
-//! and the writer folds the lists of the newest records (the tail) into the index in sorted batches of
-//! [`FOLD_AT`] ([`fold`]); `audit_head.indexed_seq` says how far. A lookup walks the tail's lists first
-//! (they are the newest records), then the index below it. A prefix may match many values whose seqs interleave; see [`prefix_seqs`].
+//! `audit_lookup (attr, value, seq)` is a clustered primary key whose rows each hold a run of seqs with
+//! that value (`seq` the run's first, `seqs` the rest as varint gaps). Its rows are written late: an
+//! append writes only the event's compact lookup list, and the writer folds the lists of the newest
+//! records (the tail) in batches of [`FOLD_AT`] ([`fold`]), one row per distinct value of the batch;
+//! `audit_head.indexed_seq` says how far. Folds cover disjoint, ascending seq ranges, so one value's rows
+//! in key order are its seqs in order: an exact lookup is one backwards range scan over them, joined by
+//! rowid to `audit_events`, and a page costs about `limit` seqs and records whatever the log's size. A
+//! lookup walks the tail's lists first (they are the newest records), then the index below it. A prefix
+//! may match many values whose seqs interleave; see [`prefix_seqs`].
 
 use std::collections::BTreeSet;
 
@@ -87,16 +91,16 @@ fn hash_from_sql(bytes: Vec<u8>, what: &str) -> StoreResult<ChainHash> {
     ChainHash::try_from(bytes.as_slice()).map_err(|_| corrupt(format!("{what} is {} bytes, not 32", bytes.len())))
 }
 
-// ---- An event's index entries as `audit_lookup_lists` keeps them, its event id first:
+// ---- An event's index entries as its row's `lookup` list keeps them, its event id first:
 // [attribute code: u8][length: u32 LE][UTF-8 value], ...
 
 /// Every `audit_lookup` entry of an event: its event id, then its lookup list as given.
-fn index_entries(event: &AuditAppend) -> impl Iterator<Item = (LookupAttribute, &str)> {
+pub(crate) fn index_entries(event: &AuditAppend) -> impl Iterator<Item = (LookupAttribute, &str)> {
     std::iter::once((LookupAttribute::EventId, event.event_id.as_str()))
         .chain(event.lookup.iter().map(|(attr, value)| (*attr, value.as_str())))
 }
 
-fn encode_lookup<'a>(entries: impl Iterator<Item = (LookupAttribute, &'a str)>) -> StoreResult<Vec<u8>> {
+pub(crate) fn encode_lookup<'a>(entries: impl Iterator<Item = (LookupAttribute, &'a str)>) -> StoreResult<Vec<u8>> {
     let mut out = Vec::new();
     for (attr, value) in entries {
         let len = u32::try_from(value.len())
@@ -166,13 +170,24 @@ impl ChainState {
         let seq = self.seq + 1;
         let seq_sql = to_sql_int(seq);
         let max_time = self.max_time.map_or(event.time_ms, |m| m.max(event.time_ms));
+        // The index entries come later, folded in sorted batches (see [`fold`]); until then the
+        // record's own list is what lookups read.
+        let entries = encode_lookup(index_entries(event))?;
         let inserted = conn
             .prepare_cached(
-                "INSERT INTO audit_events (seq, time_ms, max_time, event_id, prev_hash, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO audit_events (seq, time_ms, max_time, event_id, prev_hash, lookup, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut s| {
-                s.execute(params![seq_sql, event.time_ms, max_time, event.event_id, self.hash.as_slice(), event.body])
+                s.execute(params![
+                    seq_sql,
+                    event.time_ms,
+                    max_time,
+                    event.event_id,
+                    self.hash.as_slice(),
+                    entries,
+                    event.body
+                ])
             })
             .map_err(map_sqlite);
         match inserted {
@@ -180,12 +195,6 @@ impl ChainState {
             Err(StoreError::AlreadyExists) => return Err(unavailable(CHAIN_MOVED)),
             Err(e) => return Err(e),
         }
-        // The index rows come later, folded in sorted batches (see [`fold`]); until then the list is
-        // what lookups read.
-        let entries = encode_lookup(index_entries(event))?;
-        conn.prepare_cached("INSERT INTO audit_lookup_lists (seq, entries) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![seq_sql, entries]))
-            .map_err(map_sqlite)?;
         self.hash = record_hash(seq, &self.hash, event.time_ms, &event.event_id, &event.body);
         self.seq = seq;
         self.max_time = Some(max_time);
@@ -292,13 +301,10 @@ pub(crate) fn append_digest(conn: &Connection, expected_latest: u64, d: &AuditDi
     usize::try_from(number).map_err(|_| corrupt(format!("digest number {number} out of range")))
 }
 
-/// Deletes up to `limit` of the oldest records below `before_seq` with their lookup rows (found by
-/// primary key from the record's own list), and the digests below `keep_digests_from`. The head row is
-/// not touched. Returns the records deleted.
-/// The writer folds the tail into `audit_lookup` once it holds this many records. Each event's index
-/// rows land on scattered leaves (one per resource name, say); written one group commit at a time that
-/// is about a page per event, folded in sorted batches it is a page per many events. The tail is what a
-/// lookup walks through the lists, so this also bounds that walk.
+/// The writer folds the tail into `audit_lookup` once it holds this many records. A fold writes one
+/// row per distinct value among them (the event ids, and a row per resource name, user, event name...
+/// that recur), so the larger the batch the fewer rows per event; the tail is what a lookup walks
+/// through the lists, so this also bounds that walk.
 pub(crate) const FOLD_AT: u64 = 16_384;
 
 /// The newest seq whose index rows are in `audit_lookup`.
@@ -307,34 +313,52 @@ pub(crate) fn indexed_seq(conn: &Connection) -> StoreResult<i64> {
         .ok_or_else(|| corrupt("the audit head row is missing"))
 }
 
-/// Folds up to [`FOLD_AT`] tail records' lookup lists into `audit_lookup`, sorted by key, and moves
-/// `indexed_seq`; runs inside the caller's transaction. Returns how many records were folded.
+/// An index entry being folded: (attribute code, value, seq).
+type Entry<'a> = (i64, &'a [u8], i64);
+
+/// Folds up to [`FOLD_AT`] tail records' lookup lists into `audit_lookup`, one row per distinct
+/// (attribute, value) holding the seqs that have it, and moves `indexed_seq`; runs inside the caller's
+/// transaction. Returns how many records were folded.
 pub(crate) fn fold(conn: &Connection) -> StoreResult<usize> {
     let from = indexed_seq(conn)?;
     let lists: Vec<(i64, Vec<u8>)> = {
         let mut stmt = conn
-            .prepare_cached("SELECT seq, entries FROM audit_lookup_lists WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .prepare_cached("SELECT seq, lookup FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
             .map_err(map_sqlite)?;
         let rows =
             stmt.query_map(params![from, to_sql_int(FOLD_AT)], |r| Ok((r.get(0)?, r.get(1)?))).map_err(map_sqlite)?;
         rows.collect::<Result<_, _>>().map_err(map_sqlite)?
     };
     let Some(&(last, _)) = lists.last() else { return Ok(0) };
-    let mut rows: Vec<(i64, &str, i64)> = Vec::with_capacity(lists.len() * 5);
-    for (seq, entries) in &lists {
-        for (attr, value) in decode_lookup(entries)? {
-            let value = std::str::from_utf8(value).map_err(|_| corrupt(format!("audit lookup of {seq}")))?;
-            rows.push((attr, value, *seq));
+    let mut entries: Vec<Entry<'_>> = Vec::with_capacity(lists.len() * 5);
+    for (seq, list) in &lists {
+        for (attr, value) in decode_lookup(list)? {
+            std::str::from_utf8(value).map_err(|_| corrupt(format!("audit lookup of {seq}")))?;
+            entries.push((attr, value, *seq));
         }
     }
-    // In key order each leaf is written once per fold, not once per event.
-    rows.sort_unstable();
-    // A value listed twice (or the event id listed explicitly) is one index entry.
+    // Sorted by key, each value's seqs come together and ascending; a value listed twice (or the event id
+    // listed explicitly) is one seq.
+    entries.sort_unstable();
+    entries.dedup();
     let mut insert = conn
-        .prepare_cached("INSERT INTO audit_lookup (attr, value, seq) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+        .prepare_cached("INSERT INTO audit_lookup (attr, value, seq, seqs) VALUES (?1, ?2, ?3, ?4)")
         .map_err(map_sqlite)?;
-    for (attr, value, seq) in rows {
-        insert.execute(params![attr, value, seq]).map_err(map_sqlite)?;
+    let event_ids = EVENT_ID.code();
+    let (ids, others): (Vec<&Entry<'_>>, Vec<_>) = entries.iter().partition(|e| e.0 == event_ids);
+    for group in others.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        let (attr, value, first) = *group[0];
+        let value = std::str::from_utf8(value).map_err(|_| corrupt(format!("audit lookup of {first}")))?;
+        let seqs = encode_block(group.iter().map(|e| e.2));
+        insert.execute(params![attr, value, first, seqs]).map_err(map_sqlite)?;
+    }
+    let ids: Vec<(&str, i64)> = ids
+        .iter()
+        .map(|&&(_, id, seq)| std::str::from_utf8(id).map(|id| (id, seq)))
+        .collect::<Result<_, _>>()
+        .map_err(|_| corrupt("an audit event id is not UTF-8"))?;
+    for run in id_runs(&ids) {
+        insert.execute(params![event_ids, run.first_id, run.seqs[0], encode_run(&run.seqs)]).map_err(map_sqlite)?;
     }
     conn.prepare_cached("UPDATE audit_head SET indexed_seq = ?1 WHERE id = 0")
         .and_then(|mut s| s.execute([last]))
@@ -342,13 +366,237 @@ pub(crate) fn fold(conn: &Connection) -> StoreResult<usize> {
     Ok(lists.len())
 }
 
+// ---- Event ids. Each event has its own id, so one row per id would cost a row per event. The ids the
+// service assigns are a per-process stem and a counter (`<24-character stem><12 hex digits>`), so a
+// fold's ids sort into long runs of consecutive counters: one row per run, keyed by its first id and
+// first seq, its `seqs` the seqs of the following ids (commit order may differ slightly from counter
+// order, so these are signed gaps). An id of any other shape is a run of one.
+
+const EVENT_ID: LookupAttribute = LookupAttribute::EventId;
+
+/// The stem and counter of an id of the service's shape (lowercase hex, so ids sort like counters).
+fn id_counter(id: &str) -> Option<(&str, u64)> {
+    if id.len() != 36 || !id.is_char_boundary(24) {
+        return None;
+    }
+    let (stem, tail) = id.split_at(24);
+    if !tail.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    u64::from_str_radix(tail, 16).ok().map(|n| (stem, n))
+}
+
+/// The id `offset` places after `first` in its run (`first` has the service's shape).
+fn id_after(first: &str, offset: u64) -> Option<String> {
+    let (stem, counter) = id_counter(first)?;
+    let n = counter.checked_add(offset).filter(|n| *n < 1 << 48)?;
+    Some(format!("{stem}{n:012x}"))
+}
+
+/// Ids with consecutive counters and their seqs, in id order.
+struct IdRun<'a> {
+    first_id: &'a str,
+    seqs: Vec<i64>,
+}
+
+/// Splits (id, seq) pairs sorted by id into runs of consecutive ids.
+fn id_runs<'a>(ids: &[(&'a str, i64)]) -> Vec<IdRun<'a>> {
+    let mut runs: Vec<IdRun<'a>> = Vec::new();
+    let mut last: Option<(&str, u64)> = None;
+    for &(id, seq) in ids {
+        let here = id_counter(id);
+        let continues =
+            matches!((last, here), (Some((stem, n)), Some((s, m))) if s == stem && n.checked_add(1) == Some(m));
+        match runs.last_mut() {
+            Some(run) if continues => run.seqs.push(seq),
+            _ => runs.push(IdRun { first_id: id, seqs: vec![seq] }),
+        }
+        last = here;
+    }
+    runs
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Reads the LEB128 varints of `blob`; `Corrupt` (naming `what`) if one is truncated or too long.
+fn varints(blob: &[u8], what: impl Fn() -> String) -> StoreResult<Vec<u64>> {
+    let mut out = Vec::new();
+    let (mut v, mut shift) = (0u64, 0u32);
+    for &byte in blob {
+        if shift > 63 {
+            return Err(corrupt(format!("{}: a varint too long", what())));
+        }
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            out.push(v);
+            (v, shift) = (0, 0);
+        } else {
+            shift += 7;
+        }
+    }
+    if shift != 0 {
+        return Err(corrupt(format!("{}: truncated", what())));
+    }
+    Ok(out)
+}
+
+/// The `seqs` blob of a run: the signed gap from each seq to the next, zigzag-encoded.
+fn encode_run(seqs: &[i64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for pair in seqs.windows(2) {
+        let gap = pair[1].wrapping_sub(pair[0]);
+        push_varint(&mut out, ((gap << 1) ^ (gap >> 63)) as u64);
+    }
+    out
+}
+
+/// The seqs of a run row, in id order.
+fn decode_run(first: i64, blob: &[u8]) -> StoreResult<Vec<i64>> {
+    let mut out = vec![first];
+    let mut cur = first;
+    for z in varints(blob, || format!("audit event id run at {first}"))? {
+        let gap = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        cur = cur.checked_add(gap).ok_or_else(|| corrupt(format!("audit event id run at {first}: seq overflow")))?;
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// The (id, seq) pairs with an id in `[from, to)` (`to` None: no upper bound): from every run starting
+/// in the range and the one run before it, which may reach into it.
+fn event_ids_in(conn: &Connection, from: &str, to: Option<&str>) -> StoreResult<Vec<(String, i64)>> {
+    let read = |r: &Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?));
+    let mut rows: Vec<IdRow> = Vec::new();
+    let before: Option<IdRow> = conn
+        .prepare_cached(
+            "SELECT value, seq, seqs FROM audit_lookup WHERE attr = ?1 AND value < ?2 ORDER BY value DESC, seq DESC LIMIT 1",
+        )
+        .and_then(|mut s| s.query_row(params![EVENT_ID.code(), from], read).optional())
+        .map_err(map_sqlite)?;
+    rows.extend(before);
+    let mut stmt = match to {
+        Some(_) => conn
+            .prepare_cached("SELECT value, seq, seqs FROM audit_lookup WHERE attr = ?1 AND value >= ?2 AND value < ?3"),
+        None => conn.prepare_cached("SELECT value, seq, seqs FROM audit_lookup WHERE attr = ?1 AND value >= ?2"),
+    }
+    .map_err(map_sqlite)?;
+    let found = match to {
+        Some(to) => stmt.query_map(params![EVENT_ID.code(), from, to], read),
+        None => stmt.query_map(params![EVENT_ID.code(), from], read),
+    }
+    .map_err(map_sqlite)?;
+    for row in found {
+        rows.push(row.map_err(map_sqlite)?);
+    }
+    let mut out = Vec::new();
+    for row in &rows {
+        out.extend(
+            run_entries(row)?.into_iter().filter(|(id, _)| id.as_str() >= from && to.is_none_or(|to| id.as_str() < to)),
+        );
+    }
+    Ok(out)
+}
+
+/// An index row of event ids: its first id, its first seq, its `seqs` blob.
+type IdRow = (String, i64, Vec<u8>);
+
+/// The run rows holding this id: those starting at it (one, unless ids were reused) and the one run
+/// before it, if that run reaches it.
+fn runs_holding(conn: &Connection, id: &str) -> StoreResult<Vec<IdRow>> {
+    let read = |r: &Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?));
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT value, seq, seqs FROM audit_lookup WHERE attr = ?1 AND value <= ?2 ORDER BY value DESC, seq DESC",
+        )
+        .map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    for row in stmt.query_map(params![EVENT_ID.code(), id], read).map_err(map_sqlite)? {
+        let row = row.map_err(map_sqlite)?;
+        if row.0 == id {
+            out.push(row);
+            continue;
+        }
+        if let (Some((stem, start)), Some((want_stem, want))) = (id_counter(&row.0), id_counter(id)) {
+            let run_len = varints(&row.2, || format!("audit event id run at {}", row.1))?.len() as u64 + 1;
+            if stem == want_stem && want > start && want - start < run_len {
+                out.push(row);
+            }
+        }
+        break;
+    }
+    Ok(out)
+}
+
+/// The (id, seq) pairs of a run row.
+fn run_entries(row: &IdRow) -> StoreResult<Vec<(String, i64)>> {
+    let (first_id, first_seq, blob) = row;
+    decode_run(*first_seq, blob)?
+        .into_iter()
+        .enumerate()
+        .map(|(k, seq)| {
+            let id = if k == 0 { Some(first_id.clone()) } else { id_after(first_id, k as u64) };
+            id.map(|id| (id, seq))
+                .ok_or_else(|| corrupt(format!("audit event id run at {first_seq} has an id of the wrong shape")))
+        })
+        .collect()
+}
+
+/// The seqs of the events with exactly this id (one, unless ids were reused).
+fn event_id_seqs(conn: &Connection, id: &str) -> StoreResult<Vec<i64>> {
+    let mut seqs = Vec::new();
+    for row in runs_holding(conn, id)? {
+        seqs.extend(run_entries(&row)?.into_iter().filter(|(i, _)| i == id).map(|(_, seq)| seq));
+    }
+    Ok(seqs)
+}
+
+// ---- An index row's seqs: the first is the row's key, the rest LEB128 varint gaps in `seqs`.
+
+/// The `seqs` blob of an ascending, distinct run of seqs (its first is the row's key).
+fn encode_block(seqs: impl Iterator<Item = i64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut prev: Option<i64> = None;
+    for seq in seqs {
+        if let Some(p) = prev {
+            // Ascending and distinct: every gap is at least 1.
+            push_varint(&mut out, seq.saturating_sub(p).max(1).unsigned_abs());
+        }
+        prev = Some(seq);
+    }
+    out
+}
+
+/// The seqs of an index row, ascending; `Corrupt` if its blob is malformed.
+fn decode_block(first: i64, blob: &[u8]) -> StoreResult<Vec<i64>> {
+    let what = || format!("audit index row at {first}");
+    let mut out = vec![first];
+    let mut cur = first;
+    for gap in varints(blob, what)? {
+        let step =
+            i64::try_from(gap).ok().filter(|g| *g > 0).ok_or_else(|| corrupt(format!("{}: a bad gap", what())))?;
+        cur = cur.checked_add(step).ok_or_else(|| corrupt(format!("{}: seq overflow", what())))?;
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Deletes up to `limit` of the oldest records below `before_seq` with their lookup entries (the index
+/// rows holding them, found from each record's own list, are cut down to their later seqs), and the
+/// digests below `keep_digests_from`. The head row is not touched. Returns the records deleted.
 pub(crate) fn prune(conn: &Connection, before_seq: u64, keep_digests_from: u64, limit: usize) -> StoreResult<usize> {
-    let doomed: Vec<(i64, Option<Vec<u8>>)> = {
+    let doomed: Vec<(i64, Vec<u8>)> = {
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT e.seq, l.entries FROM audit_events e LEFT JOIN audit_lookup_lists l ON l.seq = e.seq
-                 WHERE e.seq < ?1 ORDER BY e.seq LIMIT ?2",
-            )
+            .prepare_cached("SELECT seq, lookup FROM audit_events WHERE seq < ?1 ORDER BY seq LIMIT ?2")
             .map_err(map_sqlite)?;
         let rows = stmt
             .query_map(params![to_sql_int(before_seq), limit_to_sql(limit)], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -356,31 +604,75 @@ pub(crate) fn prune(conn: &Connection, before_seq: u64, keep_digests_from: u64, 
         rows.collect::<Result<_, _>>().map_err(map_sqlite)?
     };
     if let (Some((first, _)), Some((last, _))) = (doomed.first(), doomed.last()) {
-        let mut delete = conn
-            .prepare_cached("DELETE FROM audit_lookup WHERE attr = ?1 AND value = ?2 AND seq = ?3")
-            .map_err(map_sqlite)?;
+        // The values the doomed records are indexed by; their rows may also hold later seqs.
+        let mut values: BTreeSet<(i64, String)> = BTreeSet::new();
         for (seq, entries) in &doomed {
-            // Without its list the record's index rows could not be found, and would outlive it.
-            let entries =
-                entries.as_deref().ok_or_else(|| corrupt(format!("audit record {seq} has no lookup list")))?;
             for (attr, value) in decode_lookup(entries)? {
-                // Stored as TEXT, so bound as TEXT: a BLOB would never equal it.
                 let value = std::str::from_utf8(value).map_err(|_| corrupt(format!("audit lookup of {seq}")))?;
-                delete.execute(params![attr, value, seq]).map_err(map_sqlite)?;
+                values.insert((attr, value.to_string()));
+            }
+        }
+        let (ids, values): (BTreeSet<_>, BTreeSet<_>) = values.into_iter().partition(|(a, _)| *a == EVENT_ID.code());
+        prune_event_ids(conn, ids.into_iter().map(|(_, id)| id), *last)?;
+        for (attr, value) in &values {
+            // Stored as TEXT, so bound as TEXT: a BLOB would never equal it.
+            let rows: Vec<(i64, Vec<u8>)> = {
+                let mut stmt = conn
+                    .prepare_cached("SELECT seq, seqs FROM audit_lookup WHERE attr = ?1 AND value = ?2 AND seq <= ?3")
+                    .map_err(map_sqlite)?;
+                let rows =
+                    stmt.query_map(params![attr, value, last], |r| Ok((r.get(0)?, r.get(1)?))).map_err(map_sqlite)?;
+                rows.collect::<Result<_, _>>().map_err(map_sqlite)?
+            };
+            for (row_first, blob) in rows {
+                conn.prepare_cached("DELETE FROM audit_lookup WHERE attr = ?1 AND value = ?2 AND seq = ?3")
+                    .and_then(|mut s| s.execute(params![attr, value, row_first]))
+                    .map_err(map_sqlite)?;
+                // Every seq below `first` is gone already (records are pruned oldest first).
+                let kept: Vec<i64> = decode_block(row_first, &blob)?.into_iter().filter(|s| s > last).collect();
+                if let Some(&kept_first) = kept.first() {
+                    conn.prepare_cached("INSERT INTO audit_lookup (attr, value, seq, seqs) VALUES (?1, ?2, ?3, ?4)")
+                        .and_then(|mut s| s.execute(params![attr, value, kept_first, encode_block(kept.into_iter())]))
+                        .map_err(map_sqlite)?;
+                }
             }
         }
         // The doomed records are exactly the seqs in [first, last]: the oldest ones, in order.
-        for sql in [
-            "DELETE FROM audit_events WHERE seq >= ?1 AND seq <= ?2",
-            "DELETE FROM audit_lookup_lists WHERE seq >= ?1 AND seq <= ?2",
-        ] {
-            conn.prepare_cached(sql).and_then(|mut s| s.execute([first, last])).map_err(map_sqlite)?;
-        }
+        conn.prepare_cached("DELETE FROM audit_events WHERE seq >= ?1 AND seq <= ?2")
+            .and_then(|mut s| s.execute([first, last]))
+            .map_err(map_sqlite)?;
     }
     conn.prepare_cached("DELETE FROM audit_digests WHERE number < ?1")
         .and_then(|mut s| s.execute([to_sql_int(keep_digests_from)]))
         .map_err(map_sqlite)?;
     Ok(doomed.len())
+}
+
+/// Removes the pruned ids (every seq up to `last`) from the runs holding them; what is left of a run
+/// is written back as runs again.
+fn prune_event_ids(conn: &Connection, ids: impl Iterator<Item = String>, last: i64) -> StoreResult<()> {
+    let mut touched: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut rows: Vec<IdRow> = Vec::new();
+    for id in ids {
+        for row in runs_holding(conn, &id)? {
+            if touched.insert((row.0.clone(), row.1)) {
+                rows.push(row);
+            }
+        }
+    }
+    for row in &rows {
+        conn.prepare_cached("DELETE FROM audit_lookup WHERE attr = ?1 AND value = ?2 AND seq = ?3")
+            .and_then(|mut s| s.execute(params![EVENT_ID.code(), row.0, row.1]))
+            .map_err(map_sqlite)?;
+        let kept: Vec<(String, i64)> = run_entries(row)?.into_iter().filter(|(_, seq)| *seq > last).collect();
+        let kept: Vec<(&str, i64)> = kept.iter().map(|(id, seq)| (id.as_str(), *seq)).collect();
+        for run in id_runs(&kept) {
+            conn.prepare_cached("INSERT INTO audit_lookup (attr, value, seq, seqs) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut s| s.execute(params![EVENT_ID.code(), run.first_id, run.seqs[0], encode_run(&run.seqs)]))
+                .map_err(map_sqlite)?;
+        }
+    }
+    Ok(())
 }
 
 // ---- The read side. Every function runs on one read connection; those that issue several queries
@@ -501,6 +793,7 @@ fn digest_from_row(r: &Row<'_>) -> StoreResult<AuditDigestRecord> {
 
 /// What a query scans: seqs in `[lo, hi)` whose `time_ms` is in `[t_min, t_max]`, and, when the end
 /// bound cut the range short, the late records in `[late_from, before)`.
+#[derive(Clone, Copy)]
 struct Window {
     lo: i64,
     hi: i64,
@@ -603,17 +896,13 @@ fn query_range(conn: &Connection, q: &AuditQuery, w: &Window, limit: usize) -> S
              WHERE seq >= ?1 AND seq < ?2 AND time_ms >= ?3 AND time_ms <= ?4 ORDER BY seq DESC LIMIT ?5",
             params![w.lo, w.hi, w.t_min, w.t_max, limit_to_sql(limit)],
         ),
-        Some((attr, ValueMatch::Exact(value))) => collect_records(
-            conn,
-            // CROSS JOIN fixes the loop order: the lookup index drives, newest first, and each entry
-            // fetches its record by rowid. No sort, no scan beyond the page.
-            "SELECT e.seq, e.event_id, e.time_ms, e.prev_hash, e.body
-             FROM audit_lookup l CROSS JOIN audit_events e ON e.seq = l.seq
-             WHERE l.attr = ?1 AND l.value = ?2 AND l.seq >= ?3 AND l.seq < ?4
-               AND e.time_ms >= ?5 AND e.time_ms <= ?6
-             ORDER BY l.seq DESC LIMIT ?7",
-            params![attr.code(), value, w.lo, w.hi, w.t_min, w.t_max, limit_to_sql(limit)],
-        ),
+        Some((attr, ValueMatch::Exact(value))) => {
+            let mut out = Vec::new();
+            for seq in value_seqs(conn, *attr, value, w, limit)? {
+                out.extend(record_at(conn, seq)?);
+            }
+            Ok(out)
+        }
         Some((attr, ValueMatch::Prefix(prefix))) => {
             let mut out = Vec::new();
             for seq in prefix_seqs(conn, *attr, prefix, w, limit)? {
@@ -648,7 +937,7 @@ fn late_matches(conn: &Connection, q: &AuditQuery, w: &Window) -> StoreResult<Ve
             None => true,
             Some((attr, value)) => {
                 let entries: Option<Vec<u8>> = conn
-                    .prepare_cached("SELECT entries FROM audit_lookup_lists WHERE seq = ?1")
+                    .prepare_cached("SELECT lookup FROM audit_events WHERE seq = ?1")
                     .and_then(|mut s| s.query_row([seq], |r| r.get(0)).optional())
                     .map_err(map_sqlite)?;
                 let entries = entries.ok_or_else(|| corrupt(format!("audit record {seq} has no lookup list")))?;
@@ -675,7 +964,7 @@ fn tail_matches(conn: &Connection, q: &AuditQuery, w: &Window, limit: usize) -> 
     let Some((attr, wanted)) = &q.lookup else { return Ok(Vec::new()) };
     let code = attr.code();
     let mut stmt = conn
-        .prepare_cached("SELECT seq, entries FROM audit_lookup_lists WHERE seq >= ?1 AND seq < ?2 ORDER BY seq DESC")
+        .prepare_cached("SELECT seq, lookup FROM audit_events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq DESC")
         .map_err(map_sqlite)?;
     let mut rows = stmt.query(params![w.lo, w.hi]).map_err(map_sqlite)?;
     let mut out = Vec::new();
@@ -686,10 +975,7 @@ fn tail_matches(conn: &Connection, q: &AuditQuery, w: &Window, limit: usize) -> 
         if !decode_lookup(entries)?.iter().any(|(a, v)| *a == code && value_matches(wanted, v)) {
             continue;
         }
-        let in_time = !w.has_time_bounds()
-            || one_int(conn, "SELECT time_ms FROM audit_events WHERE seq = ?1", [seq])?
-                .is_some_and(|time| time >= w.t_min && time <= w.t_max);
-        if in_time {
+        if in_time(conn, w, seq)? {
             out.push(seq);
             if out.len() == limit {
                 break;
@@ -725,9 +1011,8 @@ fn prefix_upper(prefix: &str) -> Option<String> {
 ///    the newest `limit` seqs of each value, merged.
 /// 2. Many values usually means a broad prefix that most events match: walk the events newest first,
 ///    checking each one's own lookup list, for a bounded number of rows.
-/// 3. If the walk did not fill the page, the matches are sparse: one range scan of the index over every
-///    matching value below where the walk stopped, keeping the newest (SQLite's sorter keeps only
-///    `limit` rows), repeated while an event matching several values left the page short.
+/// 3. If the walk did not fill the page, the matches are sparse: one range scan of the index rows of
+///    every matching value below where the walk stopped, their seqs sorted and the newest kept.
 fn prefix_seqs(
     conn: &Connection,
     attr: LookupAttribute,
@@ -736,6 +1021,11 @@ fn prefix_seqs(
     limit: usize,
 ) -> StoreResult<Vec<i64>> {
     let upper = prefix_upper(prefix);
+    if attr == EVENT_ID {
+        let mut seqs: Vec<i64> =
+            event_ids_in(conn, prefix, upper.as_deref())?.into_iter().map(|(_, seq)| seq).collect();
+        return newest_in_window(conn, w, &mut seqs, limit);
+    }
     let mut values: Vec<String> = Vec::new();
     let mut after: Option<String> = None;
     let code = attr.code();
@@ -778,49 +1068,61 @@ fn prefix_seqs(
     }
 
     let (mut out, walked_to) = walk_events(conn, attr, prefix, w, limit)?;
-    let mut hi = match walked_to {
-        None => return Ok(out),
-        Some(hi) => hi,
-    };
-    while out.len() < limit {
-        let want = limit - out.len();
-        let mut sql = String::from("SELECT l.seq FROM audit_lookup l");
-        if w.has_time_bounds() {
-            sql.push_str(" CROSS JOIN audit_events e ON e.seq = l.seq");
+    let Some(hi) = walked_to else { return Ok(out) };
+    // Sparse below the walk: every index row of every matching value that may hold a seq in [lo, hi),
+    // newest seqs kept. No more rows than matching entries.
+    let mut sql =
+        String::from("SELECT seq, seqs FROM audit_lookup WHERE attr = :attr AND value >= :prefix AND seq < :hi");
+    let mut args: Vec<(&str, &dyn ToSql)> = vec![(":attr", &code), (":prefix", &prefix), (":hi", &hi)];
+    if let Some(u) = &upper {
+        sql.push_str(" AND value < :upper");
+        args.push((":upper", u));
+    }
+    let mut found: Vec<i64> = Vec::new();
+    {
+        let mut stmt = conn.prepare_cached(&sql).map_err(map_sqlite)?;
+        let mut rows = stmt.query(args.as_slice()).map_err(map_sqlite)?;
+        while let Some(r) = rows.next().map_err(map_sqlite)? {
+            let first: i64 = r.get(0).map_err(map_sqlite)?;
+            let blob =
+                r.get_ref(1).map_err(map_sqlite)?.as_blob().map_err(|e| corrupt(format!("audit index row: {e}")))?;
+            found.extend(decode_block(first, blob)?);
         }
-        sql.push_str(" WHERE l.attr = :attr AND l.value >= :prefix AND l.seq >= :lo AND l.seq < :hi");
-        let want_sql = limit_to_sql(want);
-        let mut args: Vec<(&str, &dyn ToSql)> =
-            vec![(":attr", &code), (":prefix", &prefix), (":lo", &w.lo), (":hi", &hi), (":limit", &want_sql)];
-        if let Some(u) = &upper {
-            sql.push_str(" AND l.value < :upper");
-            args.push((":upper", u));
-        }
-        if w.has_time_bounds() {
-            sql.push_str(" AND e.time_ms >= :t_min AND e.time_ms <= :t_max");
-            args.push((":t_min", &w.t_min));
-            args.push((":t_max", &w.t_max));
-        }
-        sql.push_str(" ORDER BY l.seq DESC LIMIT :limit");
-        let found = collect_ints(conn, &sql, args.as_slice())?;
-        let full = found.len() == want;
-        let Some(&lowest) = found.last() else { break };
-        // An event matching two values comes twice (adjacent: the rows are ordered by seq); below
-        // `lowest` the next round finds the rest.
-        for seq in found {
-            if out.last().is_none_or(|&last| seq < last) {
-                out.push(seq);
-            }
-        }
-        hi = lowest;
-        if !full {
+    }
+    out.extend(newest_in_window(conn, &Window { hi, ..*w }, &mut found, limit - out.len())?);
+    Ok(out)
+}
+
+/// The newest (at most `limit`) distinct seqs of `seqs` in the window's seq range and time bounds,
+/// descending.
+fn newest_in_window(conn: &Connection, w: &Window, seqs: &mut [i64], limit: usize) -> StoreResult<Vec<i64>> {
+    seqs.sort_unstable_by(|a, b| b.cmp(a));
+    let mut out: Vec<i64> = Vec::new();
+    for &seq in seqs.iter() {
+        if out.len() == limit {
             break;
+        }
+        // Repeats are adjacent (an event matching two values comes twice).
+        if seq < w.lo || seq >= w.hi || out.last() == Some(&seq) {
+            continue;
+        }
+        if in_time(conn, w, seq)? {
+            out.push(seq);
         }
     }
     Ok(out)
 }
 
-/// The newest seqs (descending, at most `limit`) in the window with exactly this value.
+/// Whether record `seq` lies in the window's time bounds (no read when there are none).
+fn in_time(conn: &Connection, w: &Window, seq: i64) -> StoreResult<bool> {
+    Ok(!w.has_time_bounds()
+        || one_int(conn, "SELECT time_ms FROM audit_events WHERE seq = ?1", [seq])?
+            .is_some_and(|time| time >= w.t_min && time <= w.t_max))
+}
+
+/// The newest seqs (descending, at most `limit`) in the window with exactly this value: its index rows
+/// newest first (a row's seqs are all above the next row's), from the first that may hold a seq below
+/// `hi` down to the first that starts below `lo`.
 fn value_seqs(
     conn: &Connection,
     attr: LookupAttribute,
@@ -828,25 +1130,36 @@ fn value_seqs(
     w: &Window,
     limit: usize,
 ) -> StoreResult<Vec<i64>> {
-    let limit = limit_to_sql(limit);
-    if w.has_time_bounds() {
-        collect_ints(
-            conn,
-            "SELECT l.seq FROM audit_lookup l CROSS JOIN audit_events e ON e.seq = l.seq
-             WHERE l.attr = ?1 AND l.value = ?2 AND l.seq >= ?3 AND l.seq < ?4
-               AND e.time_ms >= ?5 AND e.time_ms <= ?6
-             ORDER BY l.seq DESC LIMIT ?7",
-            params![attr.code(), value, w.lo, w.hi, w.t_min, w.t_max, limit],
-        )
-    } else {
-        // Index-only: with open time bounds the records need not be read.
-        collect_ints(
-            conn,
-            "SELECT seq FROM audit_lookup WHERE attr = ?1 AND value = ?2 AND seq >= ?3 AND seq < ?4
-             ORDER BY seq DESC LIMIT ?5",
-            params![attr.code(), value, w.lo, w.hi, limit],
-        )
+    if attr == EVENT_ID {
+        let mut seqs = event_id_seqs(conn, value)?;
+        return newest_in_window(conn, w, &mut seqs, limit);
     }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, seqs FROM audit_lookup WHERE attr = ?1 AND value = ?2 AND seq < ?3 ORDER BY seq DESC",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query(params![attr.code(), value, w.hi]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        let first: i64 = r.get(0).map_err(map_sqlite)?;
+        let blob = r.get_ref(1).map_err(map_sqlite)?.as_blob().map_err(|e| corrupt(format!("audit index row: {e}")))?;
+        for seq in decode_block(first, blob)?.into_iter().rev() {
+            if seq >= w.hi {
+                continue;
+            }
+            if seq < w.lo {
+                return Ok(out);
+            }
+            if in_time(conn, w, seq)? {
+                out.push(seq);
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Walks the window's lookup lists newest first, keeping the events with a value of `attr` starting
@@ -861,9 +1174,7 @@ fn walk_events(
 ) -> StoreResult<(Vec<i64>, Option<i64>)> {
     let budget = limit.saturating_mul(WALK_PER_RECORD).max(WALK_MIN);
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT seq, entries FROM audit_lookup_lists WHERE seq >= ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-        )
+        .prepare_cached("SELECT seq, lookup FROM audit_events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3")
         .map_err(map_sqlite)?;
     let mut rows = stmt.query(params![w.lo, w.hi, limit_to_sql(budget)]).map_err(map_sqlite)?;
     let (code, prefix) = (attr.code(), prefix.as_bytes());
@@ -880,10 +1191,7 @@ fn walk_events(
             continue;
         }
         // Only a match's time is read: the walk scans the short lists, not the records.
-        let in_time = !w.has_time_bounds()
-            || one_int(conn, "SELECT time_ms FROM audit_events WHERE seq = ?1", [seq])?
-                .is_some_and(|time| time >= w.t_min && time <= w.t_max);
-        if in_time {
+        if in_time(conn, w, seq)? {
             out.push(seq);
             if out.len() == limit {
                 return Ok((out, None));
@@ -902,7 +1210,7 @@ mod tests {
 
     #[test]
     fn the_late_index_and_its_queries_agree() {
-        let migration = include_str!("../migrations/0005_audit.sql");
+        let migration = include_str!("../migrations/0006_audit_blocks.sql");
         assert!(migration.contains(concat!("ON audit_events (time_ms) WHERE ", late_condition!(), ";")));
         assert_eq!(late_condition!(), format!("max_time - time_ms > {LATE_MS}"));
     }
@@ -920,6 +1228,19 @@ mod tests {
             assert!(s < upper.as_str() && s >= "ab\u{FFFF}", "{s:?}");
         }
         assert!("ab\u{10000}" >= upper.as_str());
+    }
+
+    #[test]
+    fn index_rows_round_trip_and_damage_is_corrupt() {
+        for seqs in [vec![5], vec![1, 2, 3], vec![7, 200, 201, 70_000, 1 << 40, (1 << 40) + 1]] {
+            let blob = encode_block(seqs.iter().copied());
+            assert_eq!(decode_block(seqs[0], &blob).unwrap(), seqs);
+        }
+        assert_eq!(encode_block([1, 2, 3].into_iter()), vec![1, 1], "a gap of one is one byte");
+        for damaged in [&[0x80u8][..], &[0x00], &[0xff; 10]] {
+            assert!(matches!(decode_block(1, damaged), Err(StoreError::Corrupt(_))), "{damaged:?}");
+        }
+        assert!(matches!(decode_block(i64::MAX - 1, &[5]), Err(StoreError::Corrupt(_))), "overflow");
     }
 
     #[test]

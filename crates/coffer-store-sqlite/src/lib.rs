@@ -30,10 +30,10 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use coffer_store::{
-    AccessKeyRecord, AliasRecord, AliasWrite, AuditAppend, AuditDigestAppend, AuditDigestRecord, AuditHead, AuditQuery,
-    AuditRecord, EnvelopeSwap, EpochMillis, IamEntityRecord, IamWrite, KmsKeyRecord, KmsKeyState, KmsKeyWrite,
-    ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store, StoreError,
-    StoreResult,
+    AccessKeyRecord, AliasRecord, AliasWrite, AuditAppend, AuditBatch, AuditDigestAppend, AuditDigestRecord, AuditHead,
+    AuditQuery, AuditRecord, EnvelopeSwap, EpochMillis, IamEntityRecord, IamWrite, KmsKeyRecord, KmsKeyState,
+    KmsKeyWrite, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store,
+    StoreError, StoreResult,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -50,7 +50,7 @@ pub use writer::{WriterStats, MAX_BATCH};
 
 use error::{map_sqlite, unavailable};
 use reader::{Key, ReadMode, ReadPool};
-use writer::{Counters, Done, Job, WriteOp};
+use writer::{Counters, Done, Events, Job, WriteOp};
 
 /// The SQLite [`Store`]. Cheap to share behind an `Arc`; all methods take `&self`.
 ///
@@ -192,11 +192,11 @@ impl SqliteStore {
     }
 
     async fn write(&self, op: WriteOp) -> StoreResult<usize> {
-        Ok(self.write_with_events(op, Vec::new()).await?.rows)
+        Ok(self.write_with_events(op, Events::Own(None)).await?.rows)
     }
 
     /// Queues a change and the events that record it; they commit together or not at all.
-    async fn write_with_events(&self, op: WriteOp, events: Vec<AuditAppend>) -> StoreResult<Done> {
+    async fn write_with_events(&self, op: WriteOp, events: Events) -> StoreResult<Done> {
         if self.read_only {
             return Err(unavailable("the database was opened read-only"));
         }
@@ -244,7 +244,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_secret(&self, write: SecretWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
-        self.write_with_events(WriteOp::Secret(Box::new(write)), audit.into_iter().collect()).await.map(drop)
+        self.write_with_events(WriteOp::Secret(Box::new(write)), Events::Own(audit)).await.map(drop)
     }
 
     async fn touch_secret_accessed(&self, arn: &str, day: EpochMillis) -> StoreResult<()> {
@@ -270,7 +270,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_parameter(&self, write: ParameterWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
-        self.write_with_events(WriteOp::Parameter(Box::new(write)), audit.into_iter().collect()).await.map(drop)
+        self.write_with_events(WriteOp::Parameter(Box::new(write)), Events::Own(audit)).await.map(drop)
     }
 
     async fn list_parameters(&self, query: ParameterQuery) -> StoreResult<Vec<ParameterState>> {
@@ -307,7 +307,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_kms_key(&self, write: KmsKeyWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
-        self.write_with_events(WriteOp::KmsKey(Box::new(write)), audit.into_iter().collect()).await.map(drop)
+        self.write_with_events(WriteOp::KmsKey(Box::new(write)), Events::Own(audit)).await.map(drop)
     }
 
     async fn load_alias(&self, region: &str, alias_name: &str) -> StoreResult<Option<AliasRecord>> {
@@ -321,7 +321,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_alias(&self, write: AliasWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
-        self.write_with_events(WriteOp::Alias(write), audit.into_iter().collect()).await.map(drop)
+        self.write_with_events(WriteOp::Alias(write), Events::Own(audit)).await.map(drop)
     }
 
     async fn rewrap_secret_versions(&self, arn: &str, swaps: Vec<EnvelopeSwap<String>>) -> StoreResult<usize> {
@@ -347,7 +347,7 @@ impl Store for SqliteStore {
 
     async fn write_iam(&self, writes: Vec<IamWrite>, audit: Option<AuditAppend>) -> StoreResult<u64> {
         // The writer answers an IAM batch with the new generation.
-        let generation = self.write_with_events(WriteOp::Iam(writes), audit.into_iter().collect()).await?.rows;
+        let generation = self.write_with_events(WriteOp::Iam(writes), Events::Own(audit)).await?.rows;
         u64::try_from(generation).map_err(|_| error::corrupt(format!("IAM generation {generation} out of range")))
     }
 
@@ -356,12 +356,12 @@ impl Store for SqliteStore {
         self.readers.read(move |c| reader::list_access_keys(c, &user_name)).await
     }
 
-    async fn append_audit(&self, events: Vec<AuditAppend>) -> StoreResult<AuditHead> {
+    async fn append_audit(&self, events: AuditBatch) -> StoreResult<AuditHead> {
         if events.is_empty() {
             // Nothing to chain: the committed head, without a turn of the writer.
             return self.audit_head().await;
         }
-        Ok(self.write_with_events(WriteOp::Events, events).await?.head)
+        Ok(self.write_with_events(WriteOp::Events, Events::Shared(events)).await?.head)
     }
 
     async fn audit_head(&self) -> StoreResult<AuditHead> {

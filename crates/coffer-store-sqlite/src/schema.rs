@@ -36,10 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "kms", sql: include_str!("../migrations/0003_kms.sql") },
     Migration { version: 4, name: "iam", sql: include_str!("../migrations/0004_iam.sql") },
     Migration { version: 5, name: "audit", sql: include_str!("../migrations/0005_audit.sql") },
+    Migration { version: 6, name: "audit_blocks", sql: include_str!("../migrations/0006_audit_blocks.sql") },
 ];
 
 /// The schema version this binary writes (the last migration's).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The first schema version with the audit log: the oldest a read-only opener accepts.
 pub const AUDIT_SCHEMA_VERSION: i64 = 5;

@@ -87,7 +87,6 @@ async fn a_new_file_is_migrated_in_wal_mode_and_reopening_changes_nothing() {
             "iam_generation",
             "audit_events",
             "audit_lookup",
-            "audit_lookup_lists",
             "audit_head",
             "audit_digests",
         ] {

@@ -28,9 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_store::{
-    AccessKeyRecord, AliasWrite, AuditAppend, AuditDigestAppend, AuditHead, EnvelopeSwap, EpochMillis, IamWrite,
-    KeyMaterialRecord, KmsKeyWrite, ParameterVersionRecord, ParameterWrite, SecretWrite, StoreError, StoreResult,
-    VersionRecord,
+    AccessKeyRecord, AliasWrite, AuditAppend, AuditBatch, AuditDigestAppend, AuditHead, EnvelopeSwap, EpochMillis,
+    IamWrite, KeyMaterialRecord, KmsKeyWrite, ParameterVersionRecord, ParameterWrite, SecretWrite, StoreError,
+    StoreResult, VersionRecord,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
@@ -85,10 +85,25 @@ pub(crate) struct Done {
 
 pub(crate) type WriteReply = StoreResult<Done>;
 
+/// A job's events: a change's own event, or a batch the caller shares (and keeps for a retry).
+pub(crate) enum Events {
+    Own(Option<AuditAppend>),
+    Shared(AuditBatch),
+}
+
+impl Events {
+    pub fn as_slice(&self) -> &[AuditAppend] {
+        match self {
+            Events::Own(event) => event.as_slice(),
+            Events::Shared(batch) => batch.as_slice(),
+        }
+    }
+}
+
 pub(crate) struct Job {
     pub op: WriteOp,
     /// Chained after `op` applied, in its savepoint: both commit, or neither does.
-    pub events: Vec<AuditAppend>,
+    pub events: Events,
     pub reply: oneshot::Sender<WriteReply>,
 }
 
@@ -238,7 +253,7 @@ fn apply_in_transaction(
         let before = head;
         let reply = apply_one(conn, &job.op).and_then(|rows| {
             // Only once the change applied: a failed change must not consume a seq.
-            for event in &job.events {
+            for event in job.events.as_slice() {
                 head.append(conn, event)?;
             }
             Ok(Done { rows, head: head.head() })

@@ -20,6 +20,10 @@ pub struct AuditAppend {
     pub lookup: Vec<(LookupAttribute, String)>,
 }
 
+/// Events to append in one transaction. Shared, so a caller can keep the batch for a retry without
+/// copying it while the store writes it.
+pub type AuditBatch = std::sync::Arc<Vec<AuditAppend>>;
+
 /// One stored, chained event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {

@@ -67,6 +67,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 
 use coffer_audit::chain::record_hash;
@@ -2091,7 +2092,7 @@ fn audit_reference(all: &[(u64, AuditAppend)], q: &AuditQuery) -> Vec<u64> {
 /// Appends `events` in one call and returns them numbered, for [`audit_reference`].
 async fn audit_append_numbered(store: &dyn Store, events: Vec<AuditAppend>) -> Vec<(u64, AuditAppend)> {
     let first = store.audit_head().await.unwrap().seq + 1;
-    store.append_audit(events.clone()).await.unwrap();
+    store.append_audit(Arc::new(events.clone())).await.unwrap();
     (first..).zip(events).collect()
 }
 
@@ -2137,7 +2138,7 @@ pub async fn audit_log_starts_empty(store: &dyn Store) {
     assert_eq!(store.audit_seq_at(EpochMillis::MIN).await.unwrap(), None);
     assert_eq!(store.latest_audit_digest().await.unwrap(), None);
     assert!(store.audit_digests(0, 10).await.unwrap().is_empty());
-    assert_eq!(store.append_audit(vec![]).await.unwrap(), genesis);
+    assert_eq!(store.append_audit(Arc::new(vec![])).await.unwrap(), genesis);
     assert_eq!(store.prune_audit(u64::MAX, u64::MAX, 100).await.unwrap(), 0);
     assert_eq!(store.audit_head().await.unwrap(), genesis);
     // Writes without events leave the log alone.
@@ -2147,9 +2148,9 @@ pub async fn audit_log_starts_empty(store: &dyn Store) {
 
 /// An empty append returns the head and appends nothing.
 pub async fn audit_empty_append_is_a_no_op(store: &dyn Store) {
-    let head = store.append_audit(vec![audit_event("only", 1, &[])]).await.unwrap();
+    let head = store.append_audit(Arc::new(vec![audit_event("only", 1, &[])])).await.unwrap();
     assert_eq!(head.seq, 1);
-    assert_eq!(store.append_audit(vec![]).await.unwrap(), head);
+    assert_eq!(store.append_audit(Arc::new(vec![])).await.unwrap(), head);
     assert_eq!(store.audit_head().await.unwrap(), head);
     assert_eq!(audit_ids(&audit_all(store).await), ["only"]);
 }
@@ -2169,7 +2170,7 @@ pub async fn audit_records_chain_and_round_trip(store: &dyn Store) {
     ];
     let mut heads = Vec::new();
     for call in &calls {
-        heads.push(store.append_audit(call.clone()).await.unwrap());
+        heads.push(store.append_audit(Arc::new(call.clone())).await.unwrap());
     }
     let records = audit_all(store).await;
     let appended: Vec<&AuditAppend> = calls.iter().flatten().collect();
@@ -2188,7 +2189,7 @@ pub async fn audit_records_chain_and_round_trip(store: &dyn Store) {
 /// The events of one call are chained in the order given, whatever their times.
 pub async fn audit_append_keeps_the_order_of_a_call(store: &dyn Store) {
     let events: Vec<AuditAppend> = (0..50).map(|i| audit_event(&format!("ev-{i:02}"), 1_000 - i, &[])).collect();
-    let head = store.append_audit(events.clone()).await.unwrap();
+    let head = store.append_audit(Arc::new(events.clone())).await.unwrap();
     assert_eq!(head.seq, 50);
     let records = audit_all(store).await;
     assert_eq!(audit_ids(&records), events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>());
@@ -2315,7 +2316,7 @@ pub async fn audit_concurrent_appenders_form_one_chain(store: &dyn Store) {
                 audit_event(&format!("t{t}-c{c:02}-a"), c as EpochMillis, &[(A::Username, &format!("task-{t}"))]),
                 audit_event(&format!("t{t}-c{c:02}-b"), c as EpochMillis, &[(A::Username, &format!("task-{t}"))]),
             ];
-            let head = store.append_audit(pair).await.unwrap();
+            let head = store.append_audit(Arc::new(pair)).await.unwrap();
             assert!(head.seq >= 2);
         }
     })
@@ -2662,7 +2663,7 @@ pub async fn audit_time_bounds_around_small_clock_steps(store: &dyn Store) {
 /// `audit_records_from` lists oldest first from a seq, at most `limit`.
 pub async fn audit_records_from_ascending(store: &dyn Store) {
     let events: Vec<AuditAppend> = (0..30).map(|i| audit_event(&format!("r-{i}"), i, &[])).collect();
-    store.append_audit(events).await.unwrap();
+    store.append_audit(Arc::new(events)).await.unwrap();
     assert_eq!(audit_seqs(&store.audit_records_from(0, 5).await.unwrap()), [1, 2, 3, 4, 5]);
     assert_eq!(audit_seqs(&store.audit_records_from(1, 2).await.unwrap()), [1, 2]);
     assert_eq!(audit_seqs(&store.audit_records_from(28, 10).await.unwrap()), [28, 29, 30]);
@@ -2686,7 +2687,7 @@ pub async fn audit_seq_at_finds_the_first_record_at_or_after(store: &dyn Store) 
     let times: [EpochMillis; 12] = [100, 110, 105, 120, 500, 130, 140, 140, 90, 150, 160, 155];
     let events: Vec<AuditAppend> =
         times.iter().enumerate().map(|(i, t)| audit_event(&format!("s-{i}"), *t, &[])).collect();
-    store.append_audit(events).await.unwrap();
+    store.append_audit(Arc::new(events)).await.unwrap();
     for t in [
         EpochMillis::MIN,
         0,
@@ -2803,7 +2804,8 @@ pub async fn audit_prune_removes_oldest_records_and_their_lookups(store: &dyn St
     assert_eq!(store.latest_audit_digest().await.unwrap().unwrap().number, 3);
 
     // Appending carries on from the head.
-    let next = store.append_audit(vec![audit_event("after-prune", 500, &[(A::Username, "even")])]).await.unwrap();
+    let next =
+        store.append_audit(Arc::new(vec![audit_event("after-prune", 500, &[(A::Username, "even")])])).await.unwrap();
     assert_eq!(next.seq, 21);
     let records = audit_all(store).await;
     assert_chain(&records, next);
@@ -2817,7 +2819,7 @@ pub async fn audit_prune_removes_oldest_records_and_their_lookups(store: &dyn St
     assert_eq!(store.latest_audit_digest().await.unwrap(), None);
     assert_eq!(store.append_audit_digest(0, digest(21)).await.unwrap_err(), StoreError::Conflict);
     assert_eq!(store.append_audit_digest(3, digest(21)).await.unwrap(), 4);
-    let last = store.append_audit(vec![audit_event("after-everything", 600, &[])]).await.unwrap();
+    let last = store.append_audit(Arc::new(vec![audit_event("after-everything", 600, &[])])).await.unwrap();
     let records = audit_all(store).await;
     assert_eq!(audit_seqs(&records), [22]);
     assert_eq!(records[0].prev_hash, next.hash);

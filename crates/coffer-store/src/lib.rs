@@ -23,7 +23,8 @@ pub mod conformance;
 pub mod memory;
 
 pub use audit::{
-    AuditAppend, AuditDigestAppend, AuditDigestRecord, AuditHead, AuditQuery, AuditRecord, LookupAttribute, ValueMatch,
+    AuditAppend, AuditBatch, AuditDigestAppend, AuditDigestRecord, AuditHead, AuditQuery, AuditRecord, LookupAttribute,
+    ValueMatch,
 };
 
 pub use memory::MemoryStore;
@@ -568,7 +569,7 @@ pub trait Store: Send + Sync + 'static {
     // it is appended to the chain in the same transaction as the change, or not at all.
 
     /// Appends events to the chain in the given order, durably, in one transaction; returns the new head.
-    async fn append_audit(&self, events: Vec<AuditAppend>) -> StoreResult<AuditHead>;
+    async fn append_audit(&self, events: AuditBatch) -> StoreResult<AuditHead>;
 
     /// The newest record's seq and hash (seq 0 and GENESIS when the log was never written).
     async fn audit_head(&self) -> StoreResult<AuditHead>;

@@ -2,17 +2,17 @@
 //! passes the conformance suite), none of the durability.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use coffer_audit::chain::record_hash;
 
 use crate::audit::GENESIS;
 use crate::{
-    AccessKeyRecord, AliasRecord, AliasWrite, AuditAppend, AuditDigestAppend, AuditDigestRecord, AuditHead, AuditQuery,
-    AuditRecord, EnvelopeSwap, EpochMillis, IamEntityRecord, IamKind, IamWrite, KmsKeyRecord, KmsKeyState, KmsKeyWrite,
-    LookupAttribute, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store,
-    StoreError, StoreResult, ValueMatch,
+    AccessKeyRecord, AliasRecord, AliasWrite, AuditAppend, AuditBatch, AuditDigestAppend, AuditDigestRecord, AuditHead,
+    AuditQuery, AuditRecord, EnvelopeSwap, EpochMillis, IamEntityRecord, IamKind, IamWrite, KmsKeyRecord, KmsKeyState,
+    KmsKeyWrite, LookupAttribute, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState,
+    SecretWrite, Store, StoreError, StoreResult, ValueMatch,
 };
 
 /// Versions ordered as the durable backends return them: by creation time, then insertion order.
@@ -547,10 +547,10 @@ impl Store for MemoryStore {
         Ok(keys)
     }
 
-    async fn append_audit(&self, events: Vec<AuditAppend>) -> StoreResult<AuditHead> {
+    async fn append_audit(&self, events: AuditBatch) -> StoreResult<AuditHead> {
         self.check_audit_fault(!events.is_empty())?;
         let mut inner = self.lock()?;
-        inner.audit.append_all(events);
+        inner.audit.append_all(Arc::unwrap_or_clone(events));
         Ok(inner.audit.head)
     }
 

@@ -118,7 +118,7 @@ impl AuditLog {
         if self.config.flush_interval.is_zero() {
             // Every event durable before its response: the store's group commit batches concurrent
             // ones. Each request tries, so the first write that succeeds again ends the failure.
-            return match self.store.append_audit(vec![event]).await {
+            return match self.store.append_audit(Arc::new(vec![event])).await {
                 Ok(_) => {
                     self.recover();
                     Ok(())
@@ -161,10 +161,13 @@ impl AuditLog {
             if batch.is_empty() {
                 return Ok(());
             }
+            // Shared with the store, not copied: kept here for the retry should the write fail.
+            let batch = Arc::new(batch);
             match self.store.append_audit(batch.clone()).await {
                 Ok(_) => self.recover(),
                 Err(e) => {
                     let reason = failure_reason(&e);
+                    let batch = Arc::unwrap_or_clone(batch);
                     let mut queue = self.queue();
                     for event in batch.into_iter().rev() {
                         queue.push_front(event);

@@ -25,11 +25,29 @@ pub struct Access<'a> {
     pub resource_tags: &'a [Tag],
     /// Service-specific condition keys of the request (`secretsmanager:SecretId`, `aws:TagKeys`, …).
     pub keys: Vec<(String, Vec<String>)>,
+    /// The resource policy must itself let the caller in, directly or by naming its account (so that
+    /// identity policies count): how KMS treats key policies. Otherwise it only adds to them.
+    pub resource_policy_required: bool,
 }
 
 impl<'a> Access<'a> {
     pub fn new(action: &'a str, resource: &'a str) -> Self {
-        Access { action, resource, resource_policy: None, resource_tags: &[], keys: Vec::new() }
+        Access {
+            action,
+            resource,
+            resource_policy: None,
+            resource_tags: &[],
+            keys: Vec::new(),
+            resource_policy_required: false,
+        }
+    }
+
+    /// A KMS key policy: it must allow the caller or delegate to its account, whatever identity
+    /// policies say (see [`Access::resource_policy_required`]).
+    pub fn key_policy(mut self, policy: Option<&'a Policy>) -> Self {
+        self.resource_policy = policy;
+        self.resource_policy_required = policy.is_some();
+        self
     }
 
     pub fn resource_policy(mut self, policy: Option<&'a Policy>) -> Self {
@@ -204,6 +222,21 @@ impl Service {
         policy_ctx: &coffer_policy::RequestContext,
     ) -> ServiceResult<()> {
         let identity = policies.iter().map(|p| p.as_ref());
+        if let Some(policy) = access.resource_policy.filter(|_| access.resource_policy_required) {
+            // A key policy that neither names the caller nor its account leaves IAM out: even root is
+            // refused (AWS's "unmanageable key").
+            if coffer_policy::resource_grant(policy, policy_ctx) == coffer_policy::ResourceGrant::Nothing {
+                return Err(ServiceError::new(
+                    ErrorKind::AccessDenied,
+                    coffer_policy::denial_message(
+                        &ctx.principal.arn,
+                        access.action,
+                        access.resource,
+                        DenyReason::NoResourceAllow,
+                    ),
+                ));
+            }
+        }
         let decision = coffer_policy::decide(identity.clone(), access.resource_policy, policy_ctx);
         let denied = match decision {
             Decision::Allow => return Ok(()),

@@ -55,11 +55,13 @@ impl Service {
         key: &KmsKeyRecord,
         extra: impl FnOnce(Access<'_>) -> Access<'_>,
     ) -> ServiceResult<()> {
-        if !must_authorize(ctx, false) {
+        if !must_authorize(ctx, key.policy.is_some()) {
             ctx.audit.resource(&key.arn);
             return Ok(());
         }
-        self.authorize(ctx, &extra(Access::new(action, &key.arn).resource_tags(&key.tags))).await
+        let policy = key_policy(key)?;
+        self.authorize(ctx, &extra(Access::new(action, &key.arn).resource_tags(&key.tags).key_policy(policy.as_ref())))
+            .await
     }
 
     /// A key the caller named was not found (`not_found`): the caller learns that only if allowed
@@ -119,12 +121,14 @@ impl Service {
         key: &KmsKeyRecord,
         via_service: &str,
     ) -> ServiceResult<()> {
-        if key.key_manager == "AWS" || !must_authorize(ctx, false) {
+        if key.key_manager == "AWS" || !must_authorize(ctx, key.policy.is_some()) {
             return Ok(());
         }
         let via = format!("{via_service}.{}.amazonaws.com", key.region);
+        let policy = key_policy(key)?;
         let access = Access::new(action, &key.arn)
             .resource_tags(&key.tags)
+            .key_policy(policy.as_ref())
             .key("kms:ViaService", via)
             .key("kms:CallerAccount", ctx.principal.account_id.as_str());
         self.authorize(ctx, &access).await
@@ -139,12 +143,14 @@ impl Service {
         key_ids: &[[u8; 16]],
         via_service: &str,
     ) -> ServiceResult<()> {
-        if key_ids.is_empty() || !must_authorize(ctx, false) {
+        // Root too: a key policy may shut it out.
+        if key_ids.is_empty() || ctx.source.is_internal() {
             return Ok(());
         }
         for key_id in key_ids {
             match self.kms_keys.get(region, key_id) {
                 Some(key) => self.authorize_key_via(ctx, "kms:Decrypt", &key.record, via_service).await?,
+                None if !must_authorize(ctx, false) => {}
                 // A key that is gone: opening reports it, once the caller may know.
                 None => {
                     let arn = key_arn(region, &self.config.account_id, &uuid::Uuid::from_bytes(*key_id).to_string());
@@ -155,4 +161,18 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The key's policy, when it was given one. A key created without a policy has AWS's default, which
+/// delegates everything to the account's IAM policies: the same as no key policy at all.
+fn key_policy(key: &KmsKeyRecord) -> ServiceResult<Option<coffer_policy::Policy>> {
+    key.policy
+        .as_deref()
+        .map(|doc| {
+            coffer_policy::Policy::parse("key-policy", doc, coffer_policy::PolicyKind::Resource).map_err(|e| {
+                tracing::error!(error = %e, key = %key.arn, "a stored key policy does not parse");
+                ServiceError::internal("an internal error occurred")
+            })
+        })
+        .transpose()
 }

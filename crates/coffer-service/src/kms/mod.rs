@@ -240,6 +240,15 @@ impl Service {
         if input.description.as_ref().is_some_and(|d| d.chars().count() > 8192) {
             return Err(ServiceError::validation("Description must be at most 8192 characters long."));
         }
+        if let Some(policy) = &input.policy {
+            // Enforced on every use of the key (see `access::key_policy`): refused now if it cannot be.
+            if policy.is_empty() || policy.chars().count() > 32_768 {
+                return Err(ServiceError::validation("Policy must be 1-32768 characters long."));
+            }
+            coffer_policy::Policy::parse("key-policy", policy, coffer_policy::PolicyKind::Resource).map_err(|e| {
+                ServiceError::new(ErrorKind::MalformedPolicy, format!("The key policy is not valid: {e}"))
+            })?;
+        }
         match input.key_usage.as_deref() {
             None | Some("ENCRYPT_DECRYPT") => {}
             Some(other) => {

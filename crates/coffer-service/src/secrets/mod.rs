@@ -37,7 +37,7 @@ pub enum SecretValue {
 }
 
 impl SecretValue {
-    fn bytes(&self) -> &SecretBytes {
+    pub fn bytes(&self) -> &SecretBytes {
         match self {
             SecretValue::String(b) | SecretValue::Binary(b) => b,
         }
