@@ -75,6 +75,12 @@ fn known_values_are_found_for_what_the_caller_may_read() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains(value), "a value reached the output");
         assert!(!String::from_utf8_lossy(&out.stderr).contains(value), "a value reached the output");
     }
+    // Fingerprinting is not a retrieval: a secret no client read still has no LastAccessedDate.
+    let described = coffer(&server, &["secret", "describe", "billing/token", "--output", "json"]);
+    ok(&described);
+    let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(described["Name"], "billing/token", "{described}");
+    assert!(described.get("LastAccessedDate").is_none(), "{described}");
     // Without --known nothing here looks like a secret to the pattern rules... except what they catch;
     // the known values are never reported as known.
     let plain = coffer(&server, &["scan", "--format", "jsonl", scan_dir]);

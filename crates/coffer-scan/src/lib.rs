@@ -213,6 +213,8 @@ const BLOCK_LIMIT: usize = 256 * 1024;
 pub struct Scanner {
     compiled: Compiled,
     known: Vec<KnownSecret>,
+    /// The lengths of the known values, when every one of them is given (None: any length).
+    known_lengths: Option<HashSet<usize>>,
     excluded_paths: ignore::gitignore::Gitignore,
 }
 
@@ -260,11 +262,15 @@ impl Scanner {
             builder.add_line(None, p).map_err(|e| Error::Rules(format!("allow path {p}: {e}")))?;
         }
         let excluded_paths = builder.build().map_err(|e| Error::Rules(format!("allow paths: {e}")))?;
-        Ok(Scanner { compiled, known: Vec::new(), excluded_paths })
+        Ok(Scanner { compiled, known: Vec::new(), known_lengths: None, excluded_paths })
     }
 
     /// Also reports values matching these known secrets (rule [`KNOWN_SECRET_RULE`]).
     pub fn with_known(mut self, known: Vec<KnownSecret>) -> Scanner {
+        self.known_lengths = known
+            .iter()
+            .all(|k| !k.lengths.is_empty())
+            .then(|| known.iter().flat_map(|k| k.lengths.iter().copied()).collect());
         self.known = known;
         self
     }
@@ -457,10 +463,9 @@ impl Scanner {
     fn scan_known(&self, data: &[u8], out: &mut Vec<Candidate>) {
         let mut seen: HashSet<(usize, usize)> =
             out.iter().filter(|c| c.known.is_some()).map(|c| (c.start, c.end)).collect();
-        let any_length = self.known.iter().any(|k| k.lengths.is_empty());
-        let lengths: HashSet<usize> = self.known.iter().flat_map(|k| k.lengths.iter().copied()).collect();
         for (start, end) in known_candidates(data) {
-            if (!any_length && !lengths.contains(&(end - start))) || !seen.insert((start, end)) {
+            let wanted = self.known_lengths.as_ref().is_none_or(|lengths| lengths.contains(&(end - start)));
+            if !wanted || !seen.insert((start, end)) {
                 continue;
             }
             self.check_known(&data[start..end], start, end, out);

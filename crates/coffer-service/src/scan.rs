@@ -101,7 +101,8 @@ impl Service {
                     version_id: None,
                     version_stage: Some(stage.to_string()),
                 };
-                match self.get_secret_value(ctx, input).await {
+                // Fingerprinting is not a retrieval: LastAccessedDate stays as clients left it.
+                match self.read_secret_value(ctx, input, false).await {
                     Ok(out) => fingerprints.push(KnownFingerprint {
                         name: out.name,
                         arn: out.arn,

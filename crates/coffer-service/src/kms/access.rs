@@ -11,6 +11,9 @@ use super::{alias_arn, key_arn, parse_key_ref, KeyRef};
 use crate::context::RequestContext;
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::iam::Access;
+use coffer_policy::Policy;
+
+use super::keys::LoadedKey;
 use crate::Service;
 
 /// Whether a request has to be evaluated at all. The server's own work is not authorized, and root is
@@ -47,21 +50,21 @@ impl Service {
         }
     }
 
-    /// Authorizes `action` on a key with its tags, plus the request's condition keys from `extra`.
+    /// Authorizes `action` on a key with its tags and its key policy (`policy`, parsed: see
+    /// [`key_policy`]), plus the request's condition keys from `extra`.
     pub(crate) async fn authorize_key(
         &self,
         ctx: &RequestContext,
         action: &str,
         key: &KmsKeyRecord,
+        policy: Option<&Policy>,
         extra: impl FnOnce(Access<'_>) -> Access<'_>,
     ) -> ServiceResult<()> {
-        if !must_authorize(ctx, key.policy.is_some()) {
+        if !must_authorize(ctx, policy.is_some()) {
             ctx.audit.resource(&key.arn);
             return Ok(());
         }
-        let policy = key_policy(key)?;
-        self.authorize(ctx, &extra(Access::new(action, &key.arn).resource_tags(&key.tags).key_policy(policy.as_ref())))
-            .await
+        self.authorize(ctx, &extra(Access::new(action, &key.arn).resource_tags(&key.tags).key_policy(policy))).await
     }
 
     /// A key the caller named was not found (`not_found`): the caller learns that only if allowed
@@ -101,7 +104,7 @@ impl Service {
         };
         match self.store.load_kms_key(&ctx.region, &key_id).await? {
             Some(state) => {
-                self.authorize_key(ctx, action, &state.key, extra).await?;
+                self.authorize_key(ctx, action, &state.key, key_policy(&state.key)?.as_ref(), extra).await?;
                 Ok(state.key)
             }
             None => {
@@ -118,17 +121,17 @@ impl Service {
         &self,
         ctx: &RequestContext,
         action: &str,
-        key: &KmsKeyRecord,
+        key: &LoadedKey,
         via_service: &str,
     ) -> ServiceResult<()> {
-        if key.key_manager == "AWS" || !must_authorize(ctx, key.policy.is_some()) {
+        let (record, policy) = (&key.record, key.policy.as_deref());
+        if record.key_manager == "AWS" || !must_authorize(ctx, policy.is_some()) {
             return Ok(());
         }
-        let via = format!("{via_service}.{}.amazonaws.com", key.region);
-        let policy = key_policy(key)?;
-        let access = Access::new(action, &key.arn)
-            .resource_tags(&key.tags)
-            .key_policy(policy.as_ref())
+        let via = format!("{via_service}.{}.amazonaws.com", record.region);
+        let access = Access::new(action, &record.arn)
+            .resource_tags(&record.tags)
+            .key_policy(policy)
             .key("kms:ViaService", via)
             .key("kms:CallerAccount", ctx.principal.account_id.as_str());
         self.authorize(ctx, &access).await
@@ -149,7 +152,7 @@ impl Service {
         }
         for key_id in key_ids {
             match self.kms_keys.get(region, key_id) {
-                Some(key) => self.authorize_key_via(ctx, "kms:Decrypt", &key.record, via_service).await?,
+                Some(key) => self.authorize_key_via(ctx, "kms:Decrypt", &key, via_service).await?,
                 None if !must_authorize(ctx, false) => {}
                 // A key that is gone: opening reports it, once the caller may know.
                 None => {
@@ -163,13 +166,14 @@ impl Service {
     }
 }
 
-/// The key's policy, when it was given one. A key created without a policy has AWS's default, which
-/// delegates everything to the account's IAM policies: the same as no key policy at all.
-fn key_policy(key: &KmsKeyRecord) -> ServiceResult<Option<coffer_policy::Policy>> {
+/// The key's policy, parsed, when it was given one (a loaded key keeps it parsed: see `LoadedKey`). A
+/// key created without a policy has AWS's default, which delegates everything to the account's IAM
+/// policies: the same as no key policy at all.
+pub(crate) fn key_policy(key: &KmsKeyRecord) -> ServiceResult<Option<Policy>> {
     key.policy
         .as_deref()
         .map(|doc| {
-            coffer_policy::Policy::parse("key-policy", doc, coffer_policy::PolicyKind::Resource).map_err(|e| {
+            Policy::parse("key-policy", doc, coffer_policy::PolicyKind::Resource).map_err(|e| {
                 tracing::error!(error = %e, key = %key.arn, "a stored key policy does not parse");
                 ServiceError::internal("an internal error occurred")
             })

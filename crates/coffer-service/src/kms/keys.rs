@@ -36,6 +36,8 @@ pub(crate) fn key_id_bytes(key_id: &str) -> ServiceResult<[u8; KMS_KEY_ID_LEN]> 
 /// A key ready for cryptography: its record and every material version as a KEK.
 pub struct LoadedKey {
     pub record: KmsKeyRecord,
+    /// Its key policy, parsed once here: every use of the key is authorized against it.
+    pub(crate) policy: Option<Arc<coffer_policy::Policy>>,
     /// The key id as the 16 bytes envelopes carry (the cache's key).
     id: [u8; KMS_KEY_ID_LEN],
     keks: BTreeMap<u32, Kek>,
@@ -57,7 +59,8 @@ impl LoadedKey {
                 .map_err(|_| ServiceError::internal("stored KMS key material has the wrong length"))?;
             keks.insert(m.version, kek);
         }
-        Ok(LoadedKey { record: state.key, id, keks, loaded_at: Instant::now() })
+        let policy = super::access::key_policy(&state.key)?.map(Arc::new);
+        Ok(LoadedKey { record: state.key, policy, id, keks, loaded_at: Instant::now() })
     }
 
     /// The newest material: what new envelopes are sealed under.

@@ -822,11 +822,15 @@ impl Service {
 
     /// Authorizes an alias operation on the key an alias points at now (which may be gone).
     async fn authorize_alias_target(&self, ctx: &RequestContext, action: &str, key_id: &str) -> ServiceResult<()> {
-        if !must_authorize(ctx, false) {
+        // Root too: the key's policy may shut it out.
+        if ctx.source.is_internal() {
             return Ok(());
         }
         match self.store.load_kms_key(&ctx.region, key_id).await? {
-            Some(state) => self.authorize_key(ctx, action, &state.key, |a| a).await,
+            Some(state) => {
+                let policy = access::key_policy(&state.key)?;
+                self.authorize_key(ctx, action, &state.key, policy.as_ref(), |a| a).await
+            }
             None => self.authorize(ctx, &Access::new(action, &self.key_arn(&ctx.region, key_id))).await,
         }
     }
@@ -964,7 +968,8 @@ impl Service {
             }
             Err(e) => return Err(e),
         };
-        self.authorize_key(ctx, action, &key.record, |a| with_encryption_context(a, context)).await?;
+        self.authorize_key(ctx, action, &key.record, key.policy.as_deref(), |a| with_encryption_context(a, context))
+            .await?;
         key.usable()?;
         let blob = key
             .newest()?
@@ -1003,7 +1008,8 @@ impl Service {
             }
             Err(e) => return Err(e),
         };
-        self.authorize_key(ctx, action, &key.record, |a| with_encryption_context(a, context)).await?;
+        self.authorize_key(ctx, action, &key.record, key.policy.as_deref(), |a| with_encryption_context(a, context))
+            .await?;
         if let Some(r) = key_ref {
             let wanted = self.resolve_key_id(&ctx.region, r).await?;
             if wanted != key_id {

@@ -59,6 +59,6 @@ impl Service {
         tier: &str,
     ) -> ServiceResult<()> {
         let action = if tier == "Advanced" { "kms:GenerateDataKey" } else { "kms:Encrypt" };
-        self.authorize_key_via(ctx, action, &key.record, VIA_SSM).await
+        self.authorize_key_via(ctx, action, key, VIA_SSM).await
     }
 }

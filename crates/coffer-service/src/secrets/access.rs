@@ -96,7 +96,7 @@ impl Service {
 
     /// Writing a value under a customer key needs `kms:GenerateDataKey` on it, through Secrets Manager.
     pub(crate) async fn authorize_sealing(&self, ctx: &RequestContext, key: &LoadedKey) -> ServiceResult<()> {
-        self.authorize_key_via(ctx, "kms:GenerateDataKey", &key.record, VIA_SECRETS_MANAGER).await
+        self.authorize_key_via(ctx, "kms:GenerateDataKey", key, VIA_SECRETS_MANAGER).await
     }
 
     /// Reading a value sealed under a customer key needs `kms:Decrypt` on it, through Secrets Manager.

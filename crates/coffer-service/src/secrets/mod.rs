@@ -560,6 +560,17 @@ impl Service {
         ctx: &RequestContext,
         input: GetSecretValueInput,
     ) -> ServiceResult<SecretValueOutput> {
+        self.read_secret_value(ctx, input, true).await
+    }
+
+    /// GetSecretValue; `note_access` records LastAccessedDate (a client retrieving the value), which a
+    /// read on the server's own account (fingerprints for a scan) must not.
+    pub(crate) async fn read_secret_value(
+        &self,
+        ctx: &RequestContext,
+        input: GetSecretValueInput,
+        note_access: bool,
+    ) -> ServiceResult<SecretValueOutput> {
         if let Some(v) = &input.version_id {
             validate::version_id(v, "VersionId")?;
         }
@@ -583,7 +594,9 @@ impl Service {
         self.warm_keys(&state.secret.region, &key_ids).await?;
         self.authorize_opening(ctx, &state.secret.region, &key_ids).await?;
         let value = self.open_value(&state.secret, version)?;
-        self.note_access(&state);
+        if note_access {
+            self.note_access(&state);
+        }
         Ok(SecretValueOutput {
             arn: state.secret.arn.clone(),
             name: state.secret.name.clone(),
