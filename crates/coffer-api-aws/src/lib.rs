@@ -15,6 +15,7 @@ pub mod iam;
 mod json;
 pub mod kms;
 pub mod query;
+pub mod rotation;
 pub mod scan;
 pub mod secretsmanager;
 pub mod ssm;
@@ -86,6 +87,8 @@ enum Target {
     CloudTrail(cloudtrail::Operation),
     /// Coffer's `CofferScan.<Op>` (signed as Secrets Manager).
     Scan(scan::Operation),
+    /// Coffer's `CofferRotation.<Op>` (signed as Secrets Manager).
+    Rotation(rotation::Operation),
 }
 
 /// The audit log's event source of a signing service.
@@ -129,6 +132,9 @@ impl Target {
                 Ok((cloudtrail::Operation::parse_coffer(op).map(Target::CloudTrail), coffer_wire::cloudtrail::SERVICE))
             }
             "CofferScan" => Ok((scan::Operation::parse(op).map(Target::Scan), coffer_wire::scan::SERVICE)),
+            "CofferRotation" => {
+                Ok((rotation::Operation::parse(op).map(Target::Rotation), coffer_wire::rotation::SERVICE))
+            }
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -318,6 +324,7 @@ where
         Some(Target::Kms(op)) => kms::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::CloudTrail(op)) => cloudtrail::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::Scan(op)) => scan::dispatch(&state.service, &ctx, op, &body).await,
+        Some(Target::Rotation(op)) => rotation::dispatch(&state.service, &ctx, op, &body).await,
     };
     // Fail closed: an answer whose event cannot be taken is not given.
     state.service.record_request(&ctx, &audit::outcome(&answer)).await.map_err(error::audit_error)?;

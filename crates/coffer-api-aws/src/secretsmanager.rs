@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use coffer_service::password::PasswordRules;
+use coffer_service::secrets::rotation::{RotateSecretInput, RotationRulesInput};
 use coffer_service::secrets::{
     self as domain, BatchGetInput, CreateSecretInput, DeleteSecretInput, GetSecretValueInput, ListSecretsInput,
     ListVersionIdsInput, PutSecretValueInput, SecretValue, UpdateSecretInput, UpdateVersionStageInput,
@@ -135,6 +136,13 @@ fn description_out(d: domain::SecretDescription, for_list: bool) -> SecretDescri
                 schedule_expression: rotation.schedule_expression.clone(),
             },
         ),
+        external_secret_rotation_metadata: (!rotation.metadata.is_empty()).then(|| {
+            rotation
+                .metadata
+                .iter()
+                .map(|(key, value)| RotationMetadataItem { key: key.clone(), value: value.clone() })
+                .collect()
+        }),
         last_rotated_date: rotation.last_rotated.map(epoch_seconds),
         last_changed_date: Some(epoch_seconds(r.last_changed)),
         last_accessed_date: r.last_accessed.map(epoch_seconds),
@@ -410,9 +418,29 @@ pub async fn dispatch(
                     .collect(),
             })
         }
-        RotateSecret | CancelRotateSecret => Err(ApiError::bad_request(
-            "InvalidRequestException",
-            "Rotation is not available in this Coffer release: rotation functions cannot be invoked yet.",
-        )),
+        RotateSecret => {
+            let r: RotateSecretRequest = parse(body)?;
+            let input = RotateSecretInput {
+                secret_id: r.secret_id,
+                client_request_token: r.client_request_token,
+                rotation_lambda_arn: r.rotation_lambda_arn,
+                rotation_rules: r.rotation_rules.map(|rules| RotationRulesInput {
+                    automatically_after_days: rules.automatically_after_days,
+                    schedule_expression: rules.schedule_expression,
+                    duration: rules.duration,
+                }),
+                rotate_immediately: r.rotate_immediately,
+                metadata: r
+                    .external_secret_rotation_metadata
+                    .map(|items| items.into_iter().map(|i| (i.key, i.value)).collect()),
+            };
+            let out = sm(service.rotate_secret(ctx, input).await)?;
+            json(&identity_out(out))
+        }
+        CancelRotateSecret => {
+            let r: SecretIdRequest = parse(body)?;
+            let out = sm(service.cancel_rotate_secret(ctx, &r.secret_id).await)?;
+            json(&identity_out(out))
+        }
     }
 }

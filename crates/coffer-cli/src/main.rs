@@ -3,15 +3,21 @@
 
 mod audit;
 mod audit_verify;
+mod envset;
+mod exec;
+mod export;
 mod iam;
+mod import;
 mod kms;
 mod operator;
 mod output;
 mod param;
+mod rotation;
 mod scan;
 mod secret;
 mod server;
 mod sts;
+mod template;
 
 use std::process::ExitCode;
 
@@ -67,8 +73,24 @@ enum Command {
     /// Initialize, unseal, seal and rekey a server sealed with key shares (--master-key-source shamir)
     #[command(subcommand)]
     Operator(operator::OperatorCommand),
+    /// Rotate secrets now or on a schedule, roll back, and see what is overdue or failing
+    #[command(subcommand)]
+    Rotation(rotation::RotationCommand),
+    /// Emergency rotation after a leak: open an incident, approve it, report on it
+    #[command(subcommand)]
+    Incident(rotation::IncidentCommand),
     /// Find secrets in files, the git index or history, or standard input (local only; exit 1 when found)
     Scan(scan::ScanArgs),
+    /// Run a command with the secrets and parameters under some paths as environment variables
+    Exec(exec::ExecArgs),
+    /// Print the variables `exec` would set (dotenv, shell or JSON)
+    Env(envset::EnvArgs),
+    /// Import a dotenv file as secrets or parameters (shows a plan; never prints values)
+    Import(import::ImportArgs),
+    /// Print the values of the secrets and parameters under some paths (dotenv or JSON)
+    Export(export::ExportArgs),
+    /// Write a .env.example: the variable names under some paths with their descriptions, no values
+    Template(template::TemplateArgs),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -95,7 +117,14 @@ fn main() -> ExitCode {
             Command::Sts(args) => sts::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Operator(cmd) => operator::run(cmd).await,
+            Command::Rotation(cmd) => rotation::run_rotation(cmd).await,
+            Command::Incident(cmd) => rotation::run_incident(cmd).await,
             Command::Scan(args) => scan::run(args).await,
+            Command::Exec(args) => exec::run(args).await,
+            Command::Env(args) => envset::run(args).await,
+            Command::Import(args) => import::run(args).await,
+            Command::Export(args) => export::run(args).await,
+            Command::Template(args) => template::run(args).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
                 Ok(ExitCode::SUCCESS)

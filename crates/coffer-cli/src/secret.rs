@@ -104,6 +104,13 @@ pub enum SecretCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
+    /// Move AWSCURRENT back to the AWSPREVIOUS version (after a bad rotation)
+    Rollback {
+        /// Name or ARN
+        secret_id: String,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// List secrets
     List {
         /// Only names starting with this prefix
@@ -248,6 +255,9 @@ pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
             };
             let resp: SecretIdentityResponse = call(&client(&conn)?, "CreateSecret", &req).await.map_err(explain)?;
             show(&resp, &out)?;
+        }
+        SecretCommand::Rollback { secret_id, conn } => {
+            return crate::rotation::rollback(&client(&conn)?, &secret_id).await
         }
         SecretCommand::Get { secret_id, version_id, version_stage, json_key, json, conn } => {
             let req = GetSecretValueRequest { secret_id, version_id, version_stage };

@@ -367,3 +367,321 @@ fn aws_cli_writes_survive_a_server_restart() {
     let current = get(&["get-secret-value", "--secret-id", "/prod/backend/jwt_secret"]);
     assert_eq!(current["SecretString"], "after-restart");
 }
+
+/// `aws <service> <args> --output json`, parsed (any service).
+fn aws_service(server: &TestServer, service: &str, args: &[&str]) -> Value {
+    let mut cmd = client_command(server, "aws");
+    cmd.arg(service).args(args).args(["--output", "json"]);
+    let out = run_ok(server, cmd);
+    if out.trim().is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("aws {service} {args:?} printed no JSON ({e}):\n{out}"))
+}
+
+/// `aws secretsmanager <args>` expected to fail: (error code line, stderr).
+fn aws_fails(server: &TestServer, args: &[&str]) -> String {
+    let mut cmd = client_command(server, "aws");
+    cmd.arg("secretsmanager").args(args);
+    let out = run_with_timeout(cmd, SCRIPT_TIMEOUT).expect("aws runs");
+    assert!(!out.status.success(), "aws {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn current_and_previous(server: &TestServer, id: &str) -> (String, String, String) {
+    let current = aws(server, &["get-secret-value", "--secret-id", id]);
+    let previous = aws(server, &["get-secret-value", "--secret-id", id, "--version-stage", "AWSPREVIOUS"]);
+    (
+        current["VersionId"].as_str().expect("VersionId").to_string(),
+        current["SecretString"].as_str().expect("SecretString").to_string(),
+        previous["SecretString"].as_str().expect("SecretString").to_string(),
+    )
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64()
+}
+
+/// Seed 001's rotation commands with the stock aws CLI (its Lambda ARN mapped to a built-in rotator in
+/// the server's configuration), a rotation Lambda in AWS's template shape ported unchanged as an
+/// external rotator running under an IAM role, a failing rotator, `coffer rotation status`, rollback,
+/// and an emergency incident approved by a second principal.
+#[test]
+fn rotation_with_the_aws_cli_and_a_ported_rotation_lambda() {
+    let python = setup().join("venv/bin/python");
+    let lambda = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rotation_lambda.py");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let config = tmp.path().join("coffer.toml");
+    let role = "arn:aws:iam::000000000000:role/rotation-lambda-role";
+    let command =
+        |extra: &str| format!("[\"/usr/bin/env\", \"{extra}\", \"{}\", \"{}\"]", python.display(), lambda.display());
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[rotation.external]]
+arn = "arn:aws:lambda:us-east-1:123456789012:function:rotation-lambda"
+builtin = "generated"
+
+[[rotation.external]]
+arn = "arn:aws:lambda:us-east-1:000000000000:function:team-rotator"
+command = {}
+role_arn = "{role}"
+
+[[rotation.external]]
+arn = "arn:aws:lambda:us-east-1:000000000000:function:flaky-rotator"
+command = {}
+role_arn = "{role}"
+timeout_secs = 120
+"#,
+            command("ROTATOR_FAILS_TEST=0"),
+            command("ROTATOR_FAILS_TEST=1")
+        ),
+    )
+    .expect("config file");
+    let server = TestServer::start_with(&["--config", config.to_str().expect("utf-8 path")], &[]);
+
+    // The role the ported Lambda runs under, least privilege.
+    aws_service(
+        &server,
+        "iam",
+        &[
+            "create-role",
+            "--role-name",
+            "rotation-lambda-role",
+            "--assume-role-policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        ],
+    );
+    aws_service(
+        &server,
+        "iam",
+        &[
+            "put-role-policy",
+            "--role-name",
+            "rotation-lambda-role",
+            "--policy-name",
+            "rotate",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:DescribeSecret","secretsmanager:GetSecretValue","secretsmanager:PutSecretValue","secretsmanager:UpdateSecretVersionStage"],"Resource":"*"}]}"#,
+        ],
+    );
+
+    // Seed 001, "Enable rotation" then "Test rotation".
+    let db = "/prod/backend/database_password";
+    aws(&server, &["create-secret", "--name", db, "--secret-string", "synthetic-db-password-0"]);
+    let rotated = aws(
+        &server,
+        &[
+            "rotate-secret",
+            "--secret-id",
+            db,
+            "--rotation-lambda-arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:rotation-lambda",
+            "--rotation-rules",
+            "AutomaticallyAfterDays=30",
+        ],
+    );
+    let (version, value, previous) = current_and_previous(&server, db);
+    assert_eq!(rotated["VersionId"].as_str(), Some(version.as_str()));
+    assert_ne!(value, "synthetic-db-password-0");
+    assert_eq!(previous, "synthetic-db-password-0");
+    let d = aws(&server, &["describe-secret", "--secret-id", db]);
+    assert_eq!(d["RotationEnabled"], true);
+    assert_eq!(d["RotationRules"]["AutomaticallyAfterDays"], 30);
+    assert_eq!(d["RotationLambdaARN"], "arn:aws:lambda:us-east-1:123456789012:function:rotation-lambda");
+    let next = d["NextRotationDate"].as_f64().expect("NextRotationDate");
+    assert!((next - (now_seconds() + 30.0 * 86_400.0)).abs() < 600.0, "next rotation in 30 days: {d}");
+    assert!(d["LastRotatedDate"].as_f64().is_some());
+    let versions = d["VersionIdsToStages"].as_object().expect("stages");
+    assert!(versions.values().all(|s| !s.to_string().contains("AWSPENDING")), "AWSPENDING is cleared: {d}");
+    aws(&server, &["rotate-secret", "--secret-id", db]);
+    let (_, again, previous) = current_and_previous(&server, db);
+    assert_ne!(again, value);
+    assert_eq!(previous, value);
+
+    // A schedule expression with a window, without rotating now.
+    let sched = "/prod/backend/api_key";
+    aws(&server, &["create-secret", "--name", sched, "--secret-string", "synthetic-api-key"]);
+    aws(
+        &server,
+        &[
+            "rotate-secret",
+            "--secret-id",
+            sched,
+            "--rotation-lambda-arn",
+            "arn:aws:lambda:us-east-1:000000000000:function:coffer-generated",
+            "--rotation-rules",
+            r#"{"ScheduleExpression":"rate(4 hours)","Duration":"2h"}"#,
+            "--no-rotate-immediately",
+        ],
+    );
+    let d = aws(&server, &["describe-secret", "--secret-id", sched]);
+    assert_eq!(d["RotationRules"]["ScheduleExpression"], "rate(4 hours)");
+    assert_eq!(d["RotationRules"]["Duration"], "2h");
+    let next = d["NextRotationDate"].as_f64().expect("NextRotationDate");
+    assert!((next - (now_seconds() + 4.0 * 3600.0)).abs() < 600.0, "{d}");
+    assert_eq!(aws(&server, &["get-secret-value", "--secret-id", sched])["SecretString"], "synthetic-api-key");
+    let err = aws_fails(
+        &server,
+        &["rotate-secret", "--secret-id", db, "--rotation-rules", r#"{"ScheduleExpression":"rate(1 hours)"}"#],
+    );
+    assert!(err.contains("InvalidParameterException"), "{err}");
+    let plain = "/prod/backend/plain";
+    aws(&server, &["create-secret", "--name", plain, "--secret-string", "x"]);
+    let err = aws_fails(&server, &["rotate-secret", "--secret-id", plain]);
+    assert!(err.contains("InvalidRequestException") && err.contains("No Lambda rotation function ARN"), "{err}");
+    let err = aws_fails(
+        &server,
+        &[
+            "rotate-secret",
+            "--secret-id",
+            plain,
+            "--rotation-lambda-arn",
+            "arn:aws:lambda:us-east-1:000000000000:function:nobody",
+        ],
+    );
+    assert!(err.contains("AccessDeniedException"), "{err}");
+
+    // The ported Lambda: it creates the pending value and moves AWSCURRENT itself.
+    let token = "team/api-token";
+    aws(&server, &["create-secret", "--name", token, "--secret-string", "synthetic-token-0"]);
+    let rotated = aws(
+        &server,
+        &[
+            "rotate-secret",
+            "--secret-id",
+            token,
+            "--rotation-lambda-arn",
+            "arn:aws:lambda:us-east-1:000000000000:function:team-rotator",
+        ],
+    );
+    let new_version = rotated["VersionId"].as_str().expect("VersionId").to_string();
+    let (version, value, previous) = current_and_previous(&server, token);
+    assert_eq!(version, new_version, "server log:\n{}", server.log_text());
+    assert_eq!(value, format!("rotated-by-lambda-{new_version}"));
+    assert_eq!(previous, "synthetic-token-0");
+
+    // A rotator whose testSecret fails: AWSCURRENT stays, the failure is visible and named.
+    aws(
+        &server,
+        &[
+            "rotate-secret",
+            "--secret-id",
+            token,
+            "--rotation-lambda-arn",
+            "arn:aws:lambda:us-east-1:000000000000:function:flaky-rotator",
+        ],
+    );
+    assert_eq!(current_and_previous(&server, token).1, value, "AWSCURRENT unchanged after a failed rotation");
+    let status = common::coffer(&server, &["rotation", "status"]);
+    assert_eq!(status.status.code(), Some(1), "{}", common::text(&status));
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains(token) && shown.contains("FAILING") && shown.contains("testSecret"), "{shown}");
+    assert!(shown.contains("refused by the downstream service"), "{shown}");
+    let err = aws_fails(&server, &["rotate-secret", "--secret-id", token]);
+    assert!(err.contains("InvalidRequestException"), "a failed rotation awaiting its retry blocks a new one: {err}");
+    aws(&server, &["cancel-rotate-secret", "--secret-id", token]);
+    assert_eq!(aws(&server, &["describe-secret", "--secret-id", token])["RotationEnabled"], false);
+
+    // Roll back the last good rotation.
+    let out = common::coffer(&server, &["secret", "rollback", token]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let (_, value, previous) = current_and_previous(&server, token);
+    assert_eq!(value, "synthetic-token-0");
+    assert_eq!(previous, format!("rotated-by-lambda-{new_version}"));
+
+    // An emergency: opened by root, approved by a second principal, every selected secret rotated.
+    for (name, sensitivity) in [("/prod/payments/stripe_key", "critical"), ("/prod/monitoring/dd_key", "medium")] {
+        aws(
+            &server,
+            &[
+                "create-secret",
+                "--name",
+                name,
+                "--secret-string",
+                "synthetic-before-incident",
+                "--tags",
+                &format!("Key=coffer:sensitivity,Value={sensitivity}"),
+            ],
+        );
+        aws(
+            &server,
+            &[
+                "rotate-secret",
+                "--secret-id",
+                name,
+                "--rotation-lambda-arn",
+                "arn:aws:lambda:us-east-1:000000000000:function:coffer-generated",
+                "--no-rotate-immediately",
+            ],
+        );
+    }
+    let opened = common::coffer(
+        &server,
+        &[
+            "incident",
+            "open",
+            "--type",
+            "suspected-breach",
+            "--level",
+            "critical",
+            "--reason",
+            "key in a public paste",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(opened.status.success(), "{}", common::text(&opened));
+    let incident: Value = serde_json::from_slice(&opened.stdout).expect("incident JSON");
+    let id = incident["IncidentId"].as_str().expect("IncidentId").to_string();
+    assert!(id.starts_with("SEC-") && id.len() >= 18, "{id}");
+    assert_eq!(incident["Status"], "awaiting-approval");
+    assert_eq!(incident["Plan"].as_array().expect("plan").len(), 1, "{incident}");
+    let own = common::coffer(&server, &["incident", "approve", &id]);
+    assert!(!own.status.success(), "the opener cannot approve");
+    aws_service(&server, "iam", &["create-user", "--user-name", "responder"]);
+    aws_service(
+        &server,
+        "iam",
+        &[
+            "put-user-policy",
+            "--user-name",
+            "responder",
+            "--policy-name",
+            "incident-response",
+            "--policy-document",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["coffer:*","secretsmanager:*"],"Resource":"*"}]}"#,
+        ],
+    );
+    let key = aws_service(&server, "iam", &["create-access-key", "--user-name", "responder"]);
+    let (key_id, secret) = (
+        key["AccessKey"]["AccessKeyId"].as_str().expect("key id"),
+        key["AccessKey"]["SecretAccessKey"].as_str().expect("secret"),
+    );
+    let approved = common::coffer_as(&server, Some((key_id, secret, None)), &["incident", "approve", &id]);
+    assert!(approved.status.success(), "{}", common::text(&approved));
+    assert_ne!(
+        aws(&server, &["get-secret-value", "--secret-id", "/prod/payments/stripe_key"])["SecretString"],
+        "synthetic-before-incident"
+    );
+    assert_eq!(
+        aws(&server, &["get-secret-value", "--secret-id", "/prod/monitoring/dd_key"])["SecretString"],
+        "synthetic-before-incident"
+    );
+    let report = common::coffer(&server, &["incident", "report", &id, "--format", "md"]);
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(report.contains(&format!("# Incident {id}")), "{report}");
+    assert!(report.contains("Approved by arn:aws:iam::000000000000:user/responder"), "{report}");
+    assert!(report.contains("1 selected: 1 rotated, 0 failed, 0 skipped"), "{report}");
+    // Every step of the emergency rotation is in the audit log with its source.
+    let events = aws_service(
+        &server,
+        "cloudtrail",
+        &["lookup-events", "--lookup-attributes", "AttributeKey=EventName,AttributeValue=EmergencyRotationStarted"],
+    );
+    let found = events["Events"].as_array().expect("Events");
+    assert_eq!(found.len(), 1, "{events}");
+    let record: Value = serde_json::from_str(found[0]["CloudTrailEvent"].as_str().expect("event")).expect("JSON");
+    assert!(record.to_string().contains(&id), "{record}");
+}

@@ -5,9 +5,11 @@
 
 pub mod cloudtrail;
 pub mod config;
+pub mod dotenv;
 pub mod iam;
 pub mod query;
 pub mod scan;
+pub mod source;
 pub mod sts;
 
 use coffer_wire::{ErrorBody, JSON_1_1};

@@ -29,7 +29,8 @@ pub enum MasterKeySource {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// Storage URL; `sqlite://PATH`. Defaults to `<data-dir>/coffer.db`.
+    /// Storage URL: `sqlite://PATH`, or `postgres://user@host:port/db?...` (`postgresql://` too) for a
+    /// database several nodes share. Defaults to SQLite in `<data-dir>/coffer.db`.
     pub storage: Option<String>,
     /// The region reported by the server and used by its own background actions.
     pub region: String,
@@ -46,6 +47,48 @@ pub struct ServerConfig {
     /// Unlabelled versions beyond this count (and older than a day) are pruned.
     pub max_versions: usize,
     pub audit: AuditSettings,
+    pub rotation: RotationSettings,
+}
+
+/// The built-in rotators, by the name after `coffer-` in their function ARNs.
+pub const BUILTIN_ROTATORS: [&str; 4] =
+    ["generated", "signing-key", "postgres-single-user", "postgres-alternating-users"];
+
+/// The `[rotation]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RotationSettings {
+    /// Whether this node runs due rotations (its scheduler pass, every `scheduler_interval_secs`).
+    pub scheduler: bool,
+    /// How many secrets one pass (or one incident) rotates at a time.
+    pub concurrency: usize,
+    /// External rotators: `[[rotation.external]]` entries.
+    pub external: Vec<ExternalRotatorSettings>,
+}
+
+impl Default for RotationSettings {
+    fn default() -> Self {
+        RotationSettings { scheduler: true, concurrency: 16, external: Vec::new() }
+    }
+}
+
+/// One external rotator: the RotationLambdaARN it answers to, and a command or a webhook URL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalRotatorSettings {
+    /// `arn:aws:lambda:<region>:<account>:function:<name>`.
+    pub arn: String,
+    /// A program and its arguments; it receives each step's event on standard input.
+    pub command: Option<Vec<String>>,
+    /// An HTTP(S) URL each step's event is POSTed to.
+    pub url: Option<String>,
+    /// A built-in rotator this ARN runs: generated, signing-key, postgres-single-user,
+    /// postgres-alternating-users (so the ARN a team already uses keeps working).
+    pub builtin: Option<String>,
+    /// A role whose temporary credentials the command gets (AWS_ACCESS_KEY_ID, ...).
+    pub role_arn: Option<String>,
+    /// Per step, in seconds (default 60).
+    pub timeout_secs: Option<u64>,
 }
 
 /// The `[audit]` table.
@@ -98,6 +141,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             max_versions: 100,
             audit: AuditSettings::default(),
+            rotation: RotationSettings::default(),
         }
     }
 }
@@ -109,14 +153,30 @@ impl ServerConfig {
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
     }
 
-    /// The SQLite database path this configuration selects.
+    /// The storage backend this configuration selects.
+    pub fn storage_backend(&self) -> anyhow::Result<StorageBackend> {
+        let Some(url) = self.storage.as_deref() else {
+            return Ok(StorageBackend::Sqlite(self.data_dir.join("coffer.db")));
+        };
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                anyhow::bail!("the storage URL sqlite:// names no file: use sqlite://PATH");
+            }
+            return Ok(StorageBackend::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // Checked here so a malformed URL stops the start before anything else happens.
+            coffer_store_postgres::parse_url(url).map_err(|e| anyhow::anyhow!("storage URL: {e}"))?;
+            return Ok(StorageBackend::Postgres(url.to_string()));
+        }
+        anyhow::bail!("unsupported storage URL {:?}: use sqlite://PATH or postgres://...", redact_password(url))
+    }
+
+    /// The SQLite database path this configuration selects; an error when it selects PostgreSQL.
     pub fn sqlite_path(&self) -> anyhow::Result<PathBuf> {
-        match self.storage.as_deref() {
-            None => Ok(self.data_dir.join("coffer.db")),
-            Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-                _ => anyhow::bail!("unsupported storage URL {url:?}: use sqlite://PATH"),
-            },
+        match self.storage_backend()? {
+            StorageBackend::Sqlite(path) => Ok(path),
+            StorageBackend::Postgres(_) => anyhow::bail!("the storage is PostgreSQL, not an SQLite file"),
         }
     }
 
@@ -136,8 +196,59 @@ impl ServerConfig {
         if self.audit.digest_interval_secs == 0 {
             anyhow::bail!("audit.digest_interval_secs must be at least 1");
         }
+        self.storage_backend()?;
+        for external in &self.rotation.external {
+            let targets = [external.command.is_some(), external.url.is_some(), external.builtin.is_some()];
+            if targets.iter().filter(|t| **t).count() != 1 {
+                anyhow::bail!("rotation.external {} needs exactly one of command, url and builtin", external.arn);
+            }
+            if let Some(name) = &external.builtin {
+                if !BUILTIN_ROTATORS.contains(&name.as_str()) {
+                    anyhow::bail!(
+                        "rotation.external {}: unknown builtin {name:?} (use one of {})",
+                        external.arn,
+                        BUILTIN_ROTATORS.join(", ")
+                    );
+                }
+            }
+            if external.command.as_ref().is_some_and(|c| c.is_empty()) {
+                anyhow::bail!("rotation.external {}: command is empty", external.arn);
+            }
+            if !external.arn.starts_with("arn:aws:lambda:") {
+                anyhow::bail!("rotation.external arn {:?} is not a Lambda function ARN", external.arn);
+            }
+        }
         Ok(())
     }
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageBackend {
+    /// One SQLite file (the default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by its URL (which may hold a password: never log it as is).
+    Postgres(String),
+}
+
+/// `url` fit for a message: the password of its `user:password@` part replaced by `***`, and its query
+/// (which may carry `password=...`) cut off.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (rest, query) = match rest.split_once('?') {
+        Some((before, _)) => (before, "?…"),
+        None => (rest, ""),
+    };
+    let authority_end = rest.find(['/', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{authority}{path}{query}")
 }
 
 #[cfg(test)]
@@ -156,5 +267,37 @@ mod tests {
             assert_eq!(config.master_key_source, source, "{text}");
         }
         assert!(toml::from_str::<ServerConfig>("master_key_source = \"vault\"").is_err());
+    }
+
+    #[test]
+    fn storage_urls_select_the_backend() {
+        let with = |storage: Option<&str>| ServerConfig {
+            storage: storage.map(str::to_string),
+            data_dir: PathBuf::from("/data"),
+            ..ServerConfig::default()
+        };
+        assert_eq!(with(None).storage_backend().unwrap(), StorageBackend::Sqlite(PathBuf::from("/data/coffer.db")));
+        assert_eq!(
+            with(Some("sqlite:///var/lib/coffer.db")).storage_backend().unwrap(),
+            StorageBackend::Sqlite(PathBuf::from("/var/lib/coffer.db"))
+        );
+        for url in ["postgres://coffer@db:5432/coffer", "postgresql://coffer:pw@db/coffer?options=-csearch_path%3Dc"] {
+            assert_eq!(with(Some(url)).storage_backend().unwrap(), StorageBackend::Postgres(url.to_string()));
+            assert!(with(Some(url)).validate().is_ok(), "{url}");
+        }
+        assert!(with(Some("sqlite://")).storage_backend().is_err());
+        let err = with(Some("mysql://root:hunter2@db/coffer")).validate().unwrap_err().to_string();
+        assert!(err.contains("use sqlite://PATH or postgres://..."), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = with(Some("postgres://coffer:hunter2@db/coffer?no_such_option=1")).validate().unwrap_err();
+        assert!(!format!("{err:#}").contains("hunter2"), "{err:#}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_password("postgres://u:secret@h:5/db?x=1"), "postgres://u:***@h:5/db?…");
+        assert_eq!(redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_password("postgres://h/db?password=secret@y"), "postgres://h/db?…");
+        assert_eq!(redact_password("no scheme"), "no scheme");
     }
 }

@@ -7,6 +7,7 @@ mod audit;
 pub mod config;
 pub mod master_key;
 pub mod seal;
+pub mod storage;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -146,6 +147,33 @@ pub(crate) fn write_audit_public_key(service: &Service, data_dir: &std::path::Pa
     std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The rotators beyond the service's own: PostgreSQL users, and the external rotators of the
+/// configuration (told the server's endpoint to call back).
+pub(crate) fn register_rotators(service: &Service, config: &ServerConfig, endpoint_url: &str) {
+    coffer_rotators::register_builtin(service);
+    for external in &config.rotation.external {
+        if let Some(name) = &external.builtin {
+            if !service.rotators().alias_builtin(&external.arn, &format!("coffer-{name}")) {
+                tracing::error!(arn = %external.arn, builtin = %name, "no such built-in rotator");
+            }
+            continue;
+        }
+        let target = match (&external.command, &external.url) {
+            (Some(command), _) => coffer_rotators::external::ExternalTarget::Command(command.clone()),
+            (None, Some(url)) => coffer_rotators::external::ExternalTarget::Webhook(url.clone()),
+            // Refused by `ServerConfig::validate`.
+            (None, None) => continue,
+        };
+        let rotator = coffer_rotators::external::ExternalRotator {
+            target,
+            endpoint_url: endpoint_url.to_string(),
+            role_arn: external.role_arn.clone(),
+            timeout: Duration::from_secs(external.timeout_secs.unwrap_or(60).max(1)),
+        };
+        service.rotators().register_arn(&external.arn, Arc::new(rotator));
+    }
+}
+
 /// The service over `store` under `keyring`, as every key source builds it.
 fn build_service(store: Arc<dyn Store>, keyring: Arc<Keyring>, config: &ServerConfig) -> Arc<Service> {
     Arc::new(Service::new(
@@ -170,12 +198,7 @@ fn build_service(store: Arc<dyn Store>, keyring: Arc<Keyring>, config: &ServerCo
 pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     config.validate()?;
     create_data_dir(&config.data_dir)?;
-    let db_path = config.sqlite_path()?;
-    let store: Arc<dyn Store> = Arc::new(
-        coffer_store_sqlite::SqliteStore::open(&db_path)
-            .await
-            .with_context(|| format!("opening the database {}", db_path.display()))?,
-    );
+    let store = storage::open_store(&config).await?;
     let data_exists = store.get_setting("master-key-check").await.context("reading the database")?.is_some();
     let sealed_with_shares =
         store.get_setting(seal::SETTING_SEAL_CONFIG).await.context("reading the database")?.is_some();
@@ -203,6 +226,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     }
 
     let (tls, listener, local_addr) = bind(&config).await?;
+    register_rotators(&service, &config, &format!("{}://{local_addr}", if tls.is_some() { "https" } else { "http" }));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut api = ApiState::new(service.clone());
     api.secure_transport = tls.is_some();
@@ -212,6 +236,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         service.clone(),
         config.region.clone(),
         Duration::from_secs(config.scheduler_interval_secs.max(1)),
+        config.rotation.clone(),
         shutdown_rx.clone(),
     );
     write_audit_public_key(&service, &config.data_dir)?;
@@ -362,6 +387,7 @@ fn spawn_deletion_scheduler(
     service: Arc<Service>,
     region: String,
     every: Duration,
+    rotation: config::RotationSettings,
     mut shutdown: watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
@@ -393,6 +419,18 @@ fn spawn_deletion_scheduler(
                             rewrap_due = true;
                         }
                         Err(e) => tracing::warn!(error = %e, "key rotation pass failed"),
+                    }
+                    if rotation.scheduler {
+                        match service.rotate_due_secrets(&region, rotation.concurrency).await {
+                            Ok(pass) if pass.rotated + pass.failed + pass.expired_previous > 0 => tracing::info!(
+                                rotated = pass.rotated,
+                                failed = pass.failed,
+                                expired_previous = pass.expired_previous,
+                                "rotation pass"
+                            ),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "rotation pass failed"),
+                        }
                     }
                     if let Err(e) = service.purge_due_key_deletions(&region).await {
                         tracing::warn!(error = %e, "key deletion pass failed");

@@ -522,10 +522,14 @@ impl Gate {
         }
         // Stopped with the scheduler at seal: its last flush and digest run then.
         crate::audit::spawn_audit_tasks(service.clone(), self.config.audit.clone(), stop_rx.clone());
+        // External rotators call back on the configured address (the gate serves it).
+        let scheme = if self.config.tls_cert.is_some() { "https" } else { "http" };
+        crate::register_rotators(&service, &self.config, &format!("{scheme}://{}", self.config.listen));
         crate::spawn_deletion_scheduler(
             service,
             self.config.region.clone(),
             Duration::from_secs(self.config.scheduler_interval_secs.max(1)),
+            self.config.rotation.clone(),
             stop_rx,
         );
         control.scheduler_stop = Some(stop_tx);

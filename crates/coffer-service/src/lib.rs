@@ -74,6 +74,8 @@ pub struct Service {
     rewrap_requested: std::sync::atomic::AtomicBool,
     /// The audit log's append pipeline.
     audit: audit::AuditLog,
+    /// The rotators this node can run, by RotationLambdaARN.
+    rotators: secrets::rotation::Rotators,
 }
 
 impl Service {
@@ -91,6 +93,7 @@ impl Service {
             iam: Default::default(),
             sessions: Default::default(),
             rewrap_requested: Default::default(),
+            rotators: secrets::rotation::Rotators::with_builtins(),
         }
     }
 

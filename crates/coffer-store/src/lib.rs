@@ -63,8 +63,10 @@ impl ValueKind {
     }
 }
 
-/// Rotation settings of a secret, as RotateSecret records them.
+/// Rotation settings of a secret, as RotateSecret records them, and the state of its rotations. Stored
+/// as one document with the secret (every field defaults, so documents written by older releases load).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RotationSettings {
     pub enabled: bool,
     pub lambda_arn: Option<String>,
@@ -73,6 +75,47 @@ pub struct RotationSettings {
     pub duration: Option<String>,
     pub last_rotated: Option<EpochMillis>,
     pub next_rotation: Option<EpochMillis>,
+    /// RotateSecret's ExternalSecretRotationMetadata: settings of the rotator (key → value).
+    pub metadata: Vec<(String, String)>,
+    /// The rotation under way, if any: its claim on the secret.
+    pub in_progress: Option<RotationRun>,
+    /// How the last finished or failed attempt ended.
+    pub last_result: Option<RotationResult>,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    /// When a failed rotation is retried.
+    pub retry_at: Option<EpochMillis>,
+    /// When AWSPREVIOUS stops being readable (rotators with an overlap period, such as signing keys).
+    pub previous_expires: Option<EpochMillis>,
+}
+
+/// A rotation under way: the version it creates and who holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RotationRun {
+    /// The ClientRequestToken: the id of the version the rotation creates.
+    pub token: String,
+    pub started: EpochMillis,
+    /// The claim lapses at this time (a node that died mid-rotation); another may then resume it.
+    pub lease_until: EpochMillis,
+    /// `api`, `scheduler`, `emergency`...
+    pub source: String,
+    pub incident_id: Option<String>,
+    /// Attempts made with this token.
+    pub attempts: u32,
+}
+
+/// The outcome of one rotation attempt (never a value: the step and an error message).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RotationResult {
+    pub at: EpochMillis,
+    pub succeeded: bool,
+    pub token: String,
+    /// The step that failed (`createSecret`, `setSecret`, `testSecret`, `finishSecret`).
+    pub failed_step: Option<String>,
+    pub message: Option<String>,
+    pub incident_id: Option<String>,
 }
 
 /// The metadata of one secret (everything but its versions).

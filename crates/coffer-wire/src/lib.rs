@@ -7,6 +7,7 @@
 
 pub mod cloudtrail;
 pub mod kms;
+pub mod rotation;
 pub mod scan;
 pub mod secretsmanager;
 mod sensitive;

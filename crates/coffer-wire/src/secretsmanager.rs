@@ -182,6 +182,8 @@ pub struct SecretDescription {
     pub rotation_lambda_arn: Option<String>,
     #[serde(rename = "RotationRules", skip_serializing_if = "Option::is_none")]
     pub rotation_rules: Option<RotationRules>,
+    #[serde(rename = "ExternalSecretRotationMetadata", skip_serializing_if = "Option::is_none")]
+    pub external_secret_rotation_metadata: Option<Vec<RotationMetadataItem>>,
     #[serde(rename = "LastRotatedDate", skip_serializing_if = "Option::is_none")]
     pub last_rotated_date: Option<f64>,
     #[serde(rename = "LastChangedDate", skip_serializing_if = "Option::is_none")]
@@ -294,6 +296,32 @@ pub struct DeleteSecretResponse {
     pub name: String,
     #[serde(rename = "DeletionDate")]
     pub deletion_date: f64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotateSecretRequest {
+    pub secret_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_request_token: Option<String>,
+    #[serde(rename = "RotationLambdaARN", skip_serializing_if = "Option::is_none")]
+    pub rotation_lambda_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_rules: Option<RotationRules>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotate_immediately: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_secret_rotation_metadata: Option<Vec<RotationMetadataItem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_secret_rotation_role_arn: Option<String>,
+}
+
+/// One ExternalSecretRotationMetadata entry: a rotator setting.
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RotationMetadataItem {
+    pub key: String,
+    pub value: String,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

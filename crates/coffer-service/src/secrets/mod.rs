@@ -5,6 +5,7 @@
 mod access;
 pub mod labels;
 pub mod list;
+pub mod rotation;
 pub mod validate;
 
 use std::sync::Arc;
@@ -1269,15 +1270,20 @@ fn select_version<'a>(
 }
 
 fn describe(state: &SecretState) -> SecretDescription {
-    SecretDescription {
-        record: state.secret.clone(),
-        versions_to_stages: state
-            .versions
-            .iter()
-            .filter(|v| !v.stages.is_empty())
-            .map(|v| (v.version_id.clone(), v.stages.clone()))
-            .collect(),
+    let mut versions_to_stages: Vec<(String, Vec<String>)> = state
+        .versions
+        .iter()
+        .filter(|v| !v.stages.is_empty())
+        .map(|v| (v.version_id.clone(), v.stages.clone()))
+        .collect();
+    // While a rotation runs, Secrets Manager lists its token under AWSPENDING before createSecret has
+    // stored a value, and rotation functions check for it: show it the same way.
+    if let Some(run) = &state.secret.rotation.in_progress {
+        if !state.versions.iter().any(|v| v.version_id == run.token) {
+            versions_to_stages.push((run.token.clone(), vec![labels::AWSPENDING.to_string()]));
+        }
     }
+    SecretDescription { record: state.secret.clone(), versions_to_stages }
 }
 
 fn apply_stage_updates(versions: &mut [VersionRecord], updates: &[(String, Vec<String>)]) {
