@@ -158,18 +158,30 @@ expect_eq "$policy_keys" $'ARN\tName' "get-resource-policy members"
 expect_match "$(aws secretsmanager get-resource-policy --secret-id /prod/backend/database_password --query ARN --output text)" \
   "$(arn_re /prod/backend/database_password)" "get-resource-policy ARN"
 
-step "Method 3 / automated rotation: rotate-secret fails with Coffer's clear InvalidRequestException (no Lambda here)"
-expect_error InvalidRequestException aws secretsmanager rotate-secret \
+step "Method 3 / automated rotation: the seed's Lambda is not configured on this server (AccessDenied, as AWS answers for a function it cannot invoke); Coffer's built-in rotator ARN works with the same command"
+expect_error AccessDeniedException aws secretsmanager rotate-secret \
   --secret-id /prod/backend/database_password \
   --rotation-lambda-arn arn:aws:lambda:us-east-1:123456789012:function:rotation-lambda \
   --rotation-rules AutomaticallyAfterDays=30
-echo "(rotate-secret with a Lambda: $ERROR_MESSAGE)"
-expect_error InvalidRequestException aws secretsmanager rotate-secret \
-  --secret-id /prod/backend/database_password
-echo "(rotate-secret alone: $ERROR_MESSAGE)"
-# ... and the failed attempts changed nothing.
+echo "(rotate-secret with an unknown Lambda: $ERROR_MESSAGE)"
 expect_eq "$(aws secretsmanager get-secret-value --secret-id /prod/backend/database_password --query SecretString --output text)" \
-  "$NEW_SECRET" "value after failed rotate-secret"
+  "$NEW_SECRET" "value after the refused rotate-secret"
+rotated_vid=$(aws secretsmanager rotate-secret \
+  --secret-id /prod/backend/database_password \
+  --rotation-lambda-arn arn:aws:lambda:us-east-1:123456789012:function:coffer-generated \
+  --rotation-rules AutomaticallyAfterDays=30 --query VersionId --output text)
+expect_eq "$(aws secretsmanager get-secret-value --secret-id /prod/backend/database_password --query VersionId --output text)" \
+  "$rotated_vid" "rotate-secret made a new AWSCURRENT"
+rotated_value=$(aws secretsmanager get-secret-value --secret-id /prod/backend/database_password --query SecretString --output text)
+[ "$rotated_value" != "$NEW_SECRET" ] || fail "rotate-secret left the value unchanged"
+expect_eq "$(aws secretsmanager get-secret-value --secret-id /prod/backend/database_password --version-stage AWSPREVIOUS --query SecretString --output text)" \
+  "$NEW_SECRET" "the rotated-away value is AWSPREVIOUS"
+expect_eq "$(aws secretsmanager describe-secret --secret-id /prod/backend/database_password --query '[RotationEnabled,RotationRules.AutomaticallyAfterDays]' --output text)" \
+  $'True\t30' "rotation enabled every 30 days"
+# "Test rotation": rotate-secret alone rotates again with the configured rotator.
+again_vid=$(aws secretsmanager rotate-secret --secret-id /prod/backend/database_password --query VersionId --output text)
+expect_eq "$(aws secretsmanager get-secret-value --secret-id /prod/backend/database_password --query VersionId --output text)" \
+  "$again_vid" "rotate-secret alone rotated again"
 
 step "Secret not found: a missing name is ResourceNotFoundException with AWS's message"
 expect_error_message ResourceNotFoundException "Secrets Manager can't find the specified secret." \

@@ -75,6 +75,9 @@ enum Action {
     Unchanged,
     /// A parameter exists with a different value and `--overwrite` was not given.
     Conflict,
+    /// Not imported, and not an error: an empty value (the server stores none), so a `.env` with
+    /// `OPTIONAL=` lines imports the rest and succeeds.
+    Skip(String),
     /// Cannot be imported; why (never with a value).
     Fail(String),
 }
@@ -191,7 +194,7 @@ impl Importer {
     /// What to do with one key; `Err` for a failure that stops the whole import.
     async fn plan(&self, name: &str, value: &str) -> Result<Action, ClientError> {
         if value.is_empty() {
-            return Ok(Action::Fail("empty value: secrets and parameters cannot be empty".into()));
+            return Ok(Action::Skip("empty value: secrets and parameters cannot be empty".into()));
         }
         let action = match self.args.store_as {
             StoreAs::Secret => {
@@ -293,6 +296,7 @@ fn plan_line(item: &Item, dry_run: bool) -> String {
             "{:<10} {} (a parameter with a different value exists; --overwrite replaces it)",
             "conflict", item.name
         ),
+        Action::Skip(why) => format!("{:<10} {} ({why})", "skipped", item.name),
         Action::Fail(why) => format!("{:<10} {} ({why})", "failed", item.name),
     }
 }
@@ -345,9 +349,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let creates = count(|a| matches!(a, Action::Create));
     let updates = count(|a| matches!(a, Action::Update { .. }));
     let unchanged = count(|a| matches!(a, Action::Unchanged));
+    let skipped = count(|a| matches!(a, Action::Skip(_)));
     let mut failed = count(|a| matches!(a, Action::Conflict | Action::Fail(_)));
     if dry_run {
-        println!("dry run, nothing written: would create {creates}, update {updates}; unchanged {unchanged}, failed {failed}");
+        println!(
+            "dry run, nothing written: would create {creates}, update {updates}; unchanged {unchanged}, skipped {skipped}, failed {failed}"
+        );
         return Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
 
@@ -374,7 +381,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     progress.finish();
-    println!("created {created}, updated {updated}, unchanged {unchanged}, failed {failed}");
+    println!("created {created}, updated {updated}, unchanged {unchanged}, skipped {skipped}, failed {failed}");
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

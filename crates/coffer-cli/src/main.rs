@@ -1,6 +1,7 @@
 //! `coffer`: the server (`coffer server`) and the command-line client (`coffer secret ...`) in one
 //! binary. The client talks to a server over the same SigV4-signed AWS protocol the AWS tools use.
 
+mod agent;
 mod audit;
 mod audit_verify;
 mod envset;
@@ -91,6 +92,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Write a .env.example: the variable names under some paths with their descriptions, no values
     Template(template::TemplateArgs),
+    /// Serve secrets and parameters to local applications from a cache (AWS Secrets Manager Agent's HTTP interface)
+    Agent(agent::AgentArgs),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Template(args) => template::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
                 Ok(ExitCode::SUCCESS)

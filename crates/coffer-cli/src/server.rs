@@ -19,7 +19,7 @@ pub struct ServerArgs {
     /// Data directory (database, master key file, root credentials) [default: ./coffer-data]
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Storage URL: sqlite://PATH [default: <data-dir>/coffer.db]
+    /// Storage URL: sqlite://PATH, or postgres://USER@HOST:PORT/DB for several nodes over one database [default: sqlite in <data-dir>/coffer.db]
     #[arg(long)]
     storage: Option<String>,
     /// Region the server reports [default: us-east-1]

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -48,7 +49,15 @@ pub struct ServerConfig {
     pub max_versions: usize,
     pub audit: AuditSettings,
     pub rotation: RotationSettings,
+    /// With PostgreSQL storage: the longest a node serves a cached secret or parameter before reading
+    /// it again, in milliseconds (default 5000; 0 = until a change notice names it). Notices from the
+    /// other nodes normally refresh it at once; this bounds how stale it gets when one is lost. With
+    /// SQLite only this node writes, and entries never expire.
+    pub cache_max_age_ms: Option<u64>,
 }
+
+/// `cache_max_age_ms` when PostgreSQL storage does not say.
+pub const DEFAULT_CACHE_MAX_AGE_MS: u64 = 5_000;
 
 /// The built-in rotators, by the name after `coffer-` in their function ARNs.
 pub const BUILTIN_ROTATORS: [&str; 4] =
@@ -142,6 +151,7 @@ impl Default for ServerConfig {
             max_versions: 100,
             audit: AuditSettings::default(),
             rotation: RotationSettings::default(),
+            cache_max_age_ms: None,
         }
     }
 }
@@ -170,6 +180,18 @@ impl ServerConfig {
             return Ok(StorageBackend::Postgres(url.to_string()));
         }
         anyhow::bail!("unsupported storage URL {:?}: use sqlite://PATH or postgres://...", redact_password(url))
+    }
+
+    /// How long the service trusts a cached secret or parameter (`cache_max_age_ms`): only with
+    /// PostgreSQL, where other nodes change the data too.
+    pub fn cache_max_age(&self) -> Option<Duration> {
+        match self.storage_backend() {
+            Ok(StorageBackend::Postgres(_)) => {
+                Some(Duration::from_millis(self.cache_max_age_ms.unwrap_or(DEFAULT_CACHE_MAX_AGE_MS)))
+                    .filter(|age| !age.is_zero())
+            }
+            _ => None,
+        }
     }
 
     /// The SQLite database path this configuration selects; an error when it selects PostgreSQL.
@@ -291,6 +313,20 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
         let err = with(Some("postgres://coffer:hunter2@db/coffer?no_such_option=1")).validate().unwrap_err();
         assert!(!format!("{err:#}").contains("hunter2"), "{err:#}");
+    }
+
+    #[test]
+    fn caches_expire_only_over_postgres() {
+        let with = |storage: &str, toml_text: &str| ServerConfig {
+            storage: Some(storage.to_string()),
+            ..toml::from_str::<ServerConfig>(toml_text).expect("parses")
+        };
+        let pg = "postgres://coffer@db/coffer";
+        assert_eq!(with(pg, "").cache_max_age(), Some(Duration::from_millis(DEFAULT_CACHE_MAX_AGE_MS)));
+        assert_eq!(with(pg, "cache_max_age_ms = 750").cache_max_age(), Some(Duration::from_millis(750)));
+        assert_eq!(with(pg, "cache_max_age_ms = 0").cache_max_age(), None);
+        assert_eq!(with("sqlite:///data/coffer.db", "cache_max_age_ms = 750").cache_max_age(), None);
+        assert_eq!(ServerConfig::default().cache_max_age(), None);
     }
 
     #[test]

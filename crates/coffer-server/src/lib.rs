@@ -20,12 +20,12 @@ use coffer_crypto::Keyring;
 use coffer_service::audit::AuditConfig;
 use coffer_service::credentials::NewAccessKey;
 use coffer_service::{ErrorKind, Service, ServiceConfig, SystemClock};
-use coffer_store::Store;
+use coffer_store::{ChangeNotice, Store};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{MasterKeySource, ServerConfig};
@@ -183,6 +183,7 @@ fn build_service(store: Arc<dyn Store>, keyring: Arc<Keyring>, config: &ServerCo
         ServiceConfig {
             account_id: config.account_id.clone(),
             max_versions: config.max_versions,
+            cache_max_age: config.cache_max_age(),
             audit: AuditConfig {
                 enabled: config.audit.enabled,
                 flush_interval: Duration::from_millis(config.audit.flush_interval_ms),
@@ -214,6 +215,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let keyring = Arc::new(Keyring::new(&master));
     drop(master);
 
+    // Subscribed before the service exists, so no change committed while it starts goes unheard.
+    let changes = store.change_feed();
     let service = build_service(store, keyring, &config);
     let root_credentials = match service.initialize().await {
         Ok(created) => created,
@@ -228,6 +231,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
     let (tls, listener, local_addr) = bind(&config).await?;
     register_rotators(&service, &config, &format!("{}://{local_addr}", if tls.is_some() { "https" } else { "http" }));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    if let Some(changes) = changes {
+        spawn_change_forwarder(service.clone(), changes, shutdown_rx.clone());
+    }
     let mut api = ApiState::new(service.clone());
     api.secure_transport = tls.is_some();
     let api = Arc::new(api);
@@ -381,6 +387,33 @@ async fn serve(
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
     }
+}
+
+/// Hands the store's change notices (changes committed by any node sharing the database) to the
+/// service, which drops the cached copies they name, until `stop` is signalled or dropped.
+pub(crate) fn spawn_change_forwarder(
+    service: Arc<Service>,
+    mut changes: broadcast::Receiver<ChangeNotice>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                received = changes.recv() => match received {
+                    Ok(notice) => service.apply_change_notice(&notice),
+                    // Notices were dropped before this task read them: which records they named is
+                    // unknown, so every cached record goes.
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "fell behind the change notices; dropping every cached record");
+                        service.apply_change_notice(&ChangeNotice::Everything);
+                    }
+                    // The store's listener ended (the store is closing); the caches' maximum age remains.
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = stop.changed() => break,
+            }
+        }
+    });
 }
 
 fn spawn_deletion_scheduler(

@@ -484,6 +484,8 @@ impl Gate {
 
     /// Builds the service from the unsealed master key, verifies it against the data, and serves.
     async fn activate(&self, master: MasterKey, control: &mut Control) -> Result<(), ApiError> {
+        // Subscribed before the service exists, so no change committed while it starts goes unheard.
+        let changes = self.store.change_feed();
         let service = crate::build_service(self.store.clone(), Arc::new(Keyring::new(&master)), &self.config);
         drop(master);
         match service.initialize().await {
@@ -517,6 +519,10 @@ impl Gate {
         api.secure_transport = self.config.tls_cert.is_some() && self.config.tls_key.is_some();
         let api = Arc::new(api);
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Stopped with the scheduler at seal: a sealed node serves nothing, so it has no cache to keep.
+        if let Some(changes) = changes {
+            crate::spawn_change_forwarder(service.clone(), changes, stop_rx.clone());
+        }
         if let Err(e) = crate::write_audit_public_key(&service, &self.config.data_dir) {
             tracing::warn!(error = %e, "exporting the audit public key failed");
         }

@@ -1,6 +1,6 @@
 //! The real server over PostgreSQL (`--storage postgres://...`), end to end through the AWS wire
-//! protocols: data outlives the server that wrote it, and two servers over one schema see each other's
-//! writes at once.
+//! protocols: data outlives the server that wrote it, two servers over one schema see each other's
+//! writes at once, and a record one server caches is refreshed when the other changes it.
 //!
 //! The server is `COFFER_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`); each test
 //! gets a fresh schema. When PostgreSQL cannot be reached these tests fail, saying so.
@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use coffer_server::{RunningServer, ServerConfig};
@@ -77,14 +78,22 @@ impl Drop for TestSchema {
     }
 }
 
-/// Starts the real server on an ephemeral port over `schema`, with its key file in `data_dir`.
-async fn start(schema: &TestSchema, data_dir: &Path) -> RunningServer {
-    let config = ServerConfig {
+/// The configuration of a server on an ephemeral port over `schema`, with its key file in `data_dir`.
+fn config(schema: &TestSchema, data_dir: &Path) -> ServerConfig {
+    ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.to_path_buf(),
         storage: Some(schema.storage_url()),
         ..ServerConfig::default()
-    };
+    }
+}
+
+/// Starts the real server over `schema`, with its key file in `data_dir`.
+async fn start(schema: &TestSchema, data_dir: &Path) -> RunningServer {
+    start_with(config(schema, data_dir)).await
+}
+
+async fn start_with(config: ServerConfig) -> RunningServer {
     let server = coffer_server::start(config).await.expect("the server starts over PostgreSQL");
     let service = server.current_service().expect("the file key source serves at once");
     assert_eq!(service.backend_name(), "postgres");
@@ -127,6 +136,13 @@ impl Api {
 
     /// Calls `target` signed for `service`; panics (failing the test) unless it succeeds.
     async fn call(&self, service: &str, target: &str, request: &Value) -> Value {
+        let (status, answer) = self.try_call(service, target, request).await;
+        assert!(status.is_success(), "{target}: {status} {answer}");
+        answer
+    }
+
+    /// Calls `target` signed for `service`: the HTTP status and the JSON answer, success or error.
+    async fn try_call(&self, service: &str, target: &str, request: &Value) -> (http::StatusCode, Value) {
         let body = serde_json::to_vec(request).unwrap();
         let mut headers = vec![
             ("host".to_string(), self.host.clone()),
@@ -144,8 +160,7 @@ impl Api {
         let status = response.status();
         let answer = response.into_body().collect().await.unwrap().to_bytes();
         let answer: Value = serde_json::from_slice(&answer).unwrap_or_else(|e| panic!("{target}: {e}"));
-        assert!(status.is_success(), "{target}: {status} {answer}");
-        answer
+        (status, answer)
     }
 
     async fn secrets(&self, op: &str, mut request: Value) -> Value {
@@ -201,11 +216,9 @@ async fn data_outlives_the_server_that_wrote_it() {
     server.shutdown().await;
 }
 
-/// Two servers at once over one schema: what one writes, the other reads.
-///
-/// Each read here is the reading server's first look at that record. (A record a server already holds
-/// in its service-level cache is not refreshed when another server changes it: the service's secret
-/// and parameter caches have no cross-node invalidation yet, so that is not what this test checks.)
+/// Two servers at once over one schema: what one writes, the other reads. (Each read here is the
+/// reading server's first look at that record; `a_change_on_one_server_reaches_the_others_cache`
+/// covers records the reader holds in its cache.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_over_one_schema_see_each_others_writes() {
     let schema = TestSchema::create().await;
@@ -252,6 +265,67 @@ async fn two_servers_over_one_schema_see_each_others_writes() {
         .unwrap()
         .get(0);
     assert_eq!(stored, before as i64 + 2, "both racing writes are stored");
+
+    server_a.shutdown().await;
+    server_b.shutdown().await;
+}
+
+/// Polls `read` until it answers `want`, for at most 2 seconds; returns how long it took.
+async fn until<F, Fut>(what: &str, want: &str, mut read: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    let started = Instant::now();
+    loop {
+        let got = read().await;
+        if got == want {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "{what}: still {got:?} after 2 s, want {want:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A record server B holds in its cache, changed (or deleted) through server A, reads as changed on B
+/// within moments: A's write notifies B through PostgreSQL and B drops its copy. The servers' maximum
+/// cache age is set far beyond the 2 s this test waits, so only the notice can have refreshed B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_on_one_server_reaches_the_others_cache() {
+    let schema = TestSchema::create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let long_lived = |dir: &Path| ServerConfig { cache_max_age_ms: Some(600_000), ..config(&schema, dir) };
+    let server_a = start_with(long_lived(&dir_a)).await;
+    let credentials = root_credentials(&server_a);
+    node_dir(&dir_a, &dir_b);
+    let server_b = start_with(long_lived(&dir_b)).await;
+    let (a, b) = (Api::new(&server_a, &credentials), Api::new(&server_b, &credentials));
+
+    a.secrets("CreateSecret", json!({ "Name": "cached/token", "SecretString": "first" })).await;
+    assert_eq!(b.secret_string("cached/token").await, "first");
+    assert_eq!(b.secret_string("cached/token").await, "first", "b now serves it from its cache");
+    a.secrets("PutSecretValue", json!({ "SecretId": "cached/token", "SecretString": "second" })).await;
+    let took = until("b's secret", "second", || b.secret_string("cached/token")).await;
+    eprintln!("PutSecretValue on a reached b's cache in {took:?}");
+
+    a.ssm("PutParameter", json!({ "Name": "/cached/flag", "Value": "on", "Type": "String" })).await;
+    assert_eq!(b.parameter_value("/cached/flag").await, "on");
+    a.ssm("PutParameter", json!({ "Name": "/cached/flag", "Value": "off", "Type": "String", "Overwrite": true })).await;
+    let took = until("b's parameter", "off", || b.parameter_value("/cached/flag")).await;
+    eprintln!("PutParameter (overwrite) on a reached b's cache in {took:?}");
+
+    a.secrets("DeleteSecret", json!({ "SecretId": "cached/token", "ForceDeleteWithoutRecovery": true })).await;
+    let took = until("b's deleted secret", "ResourceNotFoundException", || async {
+        let (status, answer) =
+            b.try_call("secretsmanager", "secretsmanager.GetSecretValue", &json!({ "SecretId": "cached/token" })).await;
+        match answer["__type"].as_str() {
+            Some(code) if !status.is_success() => code.rsplit('#').next().unwrap_or(code).to_string(),
+            _ => format!("{status}: still readable"),
+        }
+    })
+    .await;
+    eprintln!("DeleteSecret on a reached b's cache in {took:?}");
 
     server_a.shutdown().await;
     server_b.shutdown().await;

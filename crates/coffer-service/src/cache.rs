@@ -5,20 +5,90 @@
 //! state it committed; a state only replaces a cached one with a lower revision, so racing writers and
 //! readers cannot put an older state back. Deletions bump an epoch so a read that started before a
 //! delete cannot re-insert the deleted secret. Other nodes' writes (PostgreSQL) arrive through
-//! [`SecretCache::invalidate`].
+//! [`SecretCache::invalidate`] (the store's change feed) and, should a notice be lost, are seen once
+//! the entry is older than the [`Freshness`] maximum age: an entry past it is a miss, and reloaded.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use coffer_policy::{Policy, PolicyKind};
 use coffer_store::{EpochMillis, SecretState};
 
+use crate::clock::{Clock, SystemClock};
+
 /// Beyond this many secrets the cache starts over rather than grow without bound.
 const MAX_ENTRIES: usize = 200_000;
 
+/// How long a cached record is served without reading it again: the bound on how stale a copy can
+/// be when the notice of another node's change was lost. Shared by the secret and parameter caches.
+#[derive(Clone)]
+pub(crate) struct Freshness {
+    clock: Arc<dyn Clock>,
+    /// In clock milliseconds; `None` when entries never expire (one node: every change to the data
+    /// goes through this node's caches, and reading the clock on each hit would buy nothing).
+    max_age_millis: Option<i64>,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness { clock: Arc::new(SystemClock), max_age_millis: None }
+    }
+}
+
+impl Freshness {
+    /// `max_age` of `None` or zero: entries never expire.
+    pub(crate) fn new(clock: Arc<dyn Clock>, max_age: Option<Duration>) -> Self {
+        let max_age_millis =
+            max_age.filter(|age| !age.is_zero()).map(|age| i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+        Freshness { clock, max_age_millis }
+    }
+
+    /// Reads the clock once for a lookup, or not at all when entries never expire.
+    pub(crate) fn now(&self) -> Option<Now> {
+        self.max_age_millis.map(|max_age| Now { at: self.clock.now_millis(), max_age })
+    }
+
+    /// The stamp of an entry cached now (0 when entries never expire: no clock read).
+    pub(crate) fn stamp(&self) -> EpochMillis {
+        if self.max_age_millis.is_some() {
+            self.clock.now_millis()
+        } else {
+            0
+        }
+    }
+}
+
+/// The time a lookup judges entries at.
+#[derive(Clone, Copy)]
+pub(crate) struct Now {
+    at: EpochMillis,
+    max_age: i64,
+}
+
+/// Whether an entry stamped `loaded_at` may still be served (`now` of `None`: always). An entry from
+/// the future (the system clock was set back) is not: its age is unknown, and trusting it could keep
+/// a stale copy for as long as the clock jumped.
+pub(crate) fn admits(now: Option<Now>, loaded_at: EpochMillis) -> bool {
+    now.is_none_or(|now| (0..=now.max_age).contains(&now.at.saturating_sub(loaded_at)))
+}
+
+/// A cached record and when it was cached.
+pub(crate) struct Stamped<T> {
+    pub(crate) value: Arc<T>,
+    pub(crate) loaded_at: EpochMillis,
+}
+
+impl<T> Stamped<T> {
+    /// The record, if it may still be served at `now`.
+    pub(crate) fn fresh(&self, now: Option<Now>) -> Option<Arc<T>> {
+        admits(now, self.loaded_at).then(|| self.value.clone())
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    by_arn: HashMap<String, Arc<SecretState>>,
+    by_arn: HashMap<String, Stamped<SecretState>>,
     /// region -> name -> ARN; nested so lookups borrow `&str` instead of allocating a key.
     arn_by_name: HashMap<String, HashMap<String, String>>,
     epoch: u64,
@@ -36,17 +106,26 @@ pub struct SecretCache {
     inner: RwLock<Inner>,
     /// ARN -> parsed resource policy, next to the cached records.
     policies: RwLock<HashMap<String, CachedPolicy>>,
+    freshness: Freshness,
 }
 
 impl SecretCache {
-    pub fn by_arn(&self, arn: &str) -> Option<Arc<SecretState>> {
-        self.inner.read().ok()?.by_arn.get(arn).cloned()
+    pub(crate) fn new(freshness: Freshness) -> Self {
+        SecretCache { freshness, ..Default::default() }
     }
 
+    /// The cached secret, unless it is older than the maximum age.
+    pub fn by_arn(&self, arn: &str) -> Option<Arc<SecretState>> {
+        let now = self.freshness.now();
+        self.inner.read().ok()?.by_arn.get(arn)?.fresh(now)
+    }
+
+    /// The cached secret, unless it is older than the maximum age.
     pub fn by_name(&self, region: &str, name: &str) -> Option<Arc<SecretState>> {
+        let now = self.freshness.now();
         let inner = self.inner.read().ok()?;
         let arn = inner.arn_by_name.get(region)?.get(name)?;
-        inner.by_arn.get(arn).cloned()
+        inner.by_arn.get(arn)?.fresh(now)
     }
 
     /// The epoch to pass to [`store_if_newer`](Self::store_if_newer) for a state about to be loaded.
@@ -54,14 +133,18 @@ impl SecretCache {
         self.inner.read().map(|i| i.epoch).unwrap_or(0)
     }
 
-    /// Caches `state` unless a newer revision is cached or a deletion happened since `epoch`.
+    /// Caches `state` unless a newer revision is cached or a deletion happened since `epoch`. A cached
+    /// entry past the maximum age is replaced whatever its revision: it is not served any more, and
+    /// keeping it would make every read of a secret re-created under the same ARN a miss.
     pub fn store_if_newer(&self, state: Arc<SecretState>, epoch: u64) {
+        let now = self.freshness.now();
+        let loaded_at = self.freshness.stamp();
         let Ok(mut inner) = self.inner.write() else { return };
         if inner.epoch != epoch {
             return;
         }
         if let Some(existing) = inner.by_arn.get(&state.secret.arn) {
-            if existing.secret.revision > state.secret.revision {
+            if existing.value.secret.revision > state.secret.revision && admits(now, existing.loaded_at) {
                 return;
             }
         }
@@ -74,17 +157,18 @@ impl SecretCache {
             .entry(state.secret.region.clone())
             .or_default()
             .insert(state.secret.name.clone(), state.secret.arn.clone());
-        inner.by_arn.insert(state.secret.arn.clone(), state);
+        inner.by_arn.insert(state.secret.arn.clone(), Stamped { value: state, loaded_at });
     }
 
     /// Records a new last-accessed day on the cached copy (it does not change the revision).
     pub fn set_last_accessed(&self, arn: &str, revision: u64, day: EpochMillis) {
         let Ok(mut inner) = self.inner.write() else { return };
         if let Some(existing) = inner.by_arn.get_mut(arn) {
-            if existing.secret.revision == revision {
-                let mut updated = (**existing).clone();
+            // The stamp stays: this is this node's own change, not a fresh read of the store.
+            if existing.value.secret.revision == revision {
+                let mut updated = (*existing.value).clone();
                 updated.secret.last_accessed = Some(day);
-                *existing = Arc::new(updated);
+                existing.value = Arc::new(updated);
             }
         }
     }
@@ -93,14 +177,27 @@ impl SecretCache {
     pub fn invalidate(&self, arn: &str) {
         if let Ok(mut inner) = self.inner.write() {
             inner.epoch += 1;
-            if let Some(state) = inner.by_arn.remove(arn) {
-                if let Some(names) = inner.arn_by_name.get_mut(&state.secret.region) {
-                    names.remove(&state.secret.name);
+            if let Some(entry) = inner.by_arn.remove(arn) {
+                let secret = &entry.value.secret;
+                if let Some(names) = inner.arn_by_name.get_mut(&secret.region) {
+                    names.remove(&secret.name);
                 }
             }
         }
         if let Ok(mut policies) = self.policies.write() {
             policies.remove(arn);
+        }
+    }
+
+    /// Forgets every secret (changes may have gone unheard) and fences out in-flight loads.
+    pub fn clear(&self) {
+        if let Ok(mut inner) = self.inner.write() {
+            inner.epoch += 1;
+            inner.by_arn.clear();
+            inner.arn_by_name.clear();
+        }
+        if let Ok(mut policies) = self.policies.write() {
+            policies.clear();
         }
     }
 

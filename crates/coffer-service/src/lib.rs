@@ -43,6 +43,10 @@ pub struct ServiceConfig {
     /// ...and only those older than this. AWS: 100 versions, 24 hours.
     pub version_min_age_millis: i64,
     pub audit: audit::AuditConfig,
+    /// The longest a cached secret or parameter is served before it is read again: how stale a copy
+    /// can get when the notice of another node's change is lost. `None` (or zero): for ever, for a
+    /// store only this node writes, where every change passes through its caches.
+    pub cache_max_age: Option<std::time::Duration>,
 }
 
 impl Default for ServiceConfig {
@@ -52,6 +56,7 @@ impl Default for ServiceConfig {
             max_versions: 100,
             version_min_age_millis: 86_400_000,
             audit: audit::AuditConfig::default(),
+            cache_max_age: Some(std::time::Duration::from_secs(5)),
         }
     }
 }
@@ -80,14 +85,15 @@ pub struct Service {
 
 impl Service {
     pub fn new(store: Arc<dyn Store>, keyring: Arc<Keyring>, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
+        let freshness = cache::Freshness::new(clock.clone(), config.cache_max_age);
         Service {
             audit: audit::AuditLog::new(config.audit.clone(), store.clone()),
             store,
             keyring,
             clock,
             config,
-            cache: Default::default(),
-            parameter_cache: Default::default(),
+            cache: cache::SecretCache::new(freshness.clone()),
+            parameter_cache: parameters::cache::ParameterCache::new(freshness),
             credentials: Default::default(),
             kms_keys: Default::default(),
             iam: Default::default(),
@@ -128,6 +134,25 @@ impl Service {
     /// Drops any cached copy of a secret (its state changed on another node).
     pub fn invalidate_secret(&self, arn: &str) {
         self.cache.invalidate(arn);
+    }
+
+    /// Drops every cached secret and parameter: changes of other nodes may have gone unheard. (KMS
+    /// keys are read again within their own short freshness window.)
+    pub fn invalidate_all_caches(&self) {
+        self.cache.clear();
+        self.parameter_cache.clear();
+    }
+
+    /// Applies a notice of the store's change feed (a change committed by any node): drops the cached
+    /// copies it names.
+    pub fn apply_change_notice(&self, notice: &coffer_store::ChangeNotice) {
+        use coffer_store::ChangeNotice;
+        match notice {
+            ChangeNotice::Secret { arn } => self.invalidate_secret(arn),
+            ChangeNotice::Parameter { region, name } => self.invalidate_parameter(region, name),
+            ChangeNotice::KmsKey { region, key_id } => self.invalidate_kms_key(region, key_id),
+            ChangeNotice::Everything => self.invalidate_all_caches(),
+        }
     }
 }
 

@@ -89,6 +89,17 @@ impl Fixture {
         self.service.describe_secret(&ctx(), id).await.unwrap()
     }
 
+    /// Sets the rotator without rotating now (RotateImmediately=false).
+    async fn configure(&self, id: &str, lambda: &str) {
+        let input = RotateSecretInput {
+            secret_id: id.into(),
+            rotation_lambda_arn: Some(lambda.into()),
+            rotate_immediately: Some(false),
+            ..Default::default()
+        };
+        self.service.rotate_secret(&ctx(), input).await.unwrap();
+    }
+
     async fn rotate(&self, id: &str, lambda: &str, days: Option<i64>) -> Result<SecretIdentity, ServiceError> {
         self.service
             .rotate_secret(
@@ -519,18 +530,7 @@ async fn a_confirmed_breach_rotates_critical_and_high_secrets_after_a_second_app
     let medium = f.create("/prod/monitoring/dd", "m", &[("coffer:sensitivity", "medium")]).await;
     let no_rotator = f.create("/prod/legacy", "l", &[("coffer:sensitivity", "critical")]).await;
     for arn in [&critical, &high, &medium] {
-        f.service
-            .rotate_secret(
-                &ctx(),
-                RotateSecretInput {
-                    secret_id: arn.clone(),
-                    rotation_lambda_arn: Some(GENERATED.into()),
-                    rotate_immediately: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        f.configure(arn, GENERATED).await;
     }
     let alice = responder(&f, "alice").await;
     let bob = responder(&f, "bob").await;
@@ -581,18 +581,7 @@ async fn an_urgent_bypass_rotates_at_once_and_types_select_as_the_playbook_says(
     let auth = f.create("/prod/sso", "s", &[("coffer:category", "authentication")]).await;
     let other = f.create("/prod/other", "o", &[]).await;
     for arn in [&vendor, &auth, &other] {
-        f.service
-            .rotate_secret(
-                &ctx(),
-                RotateSecretInput {
-                    secret_id: arn.clone(),
-                    rotation_lambda_arn: Some(GENERATED.into()),
-                    rotate_immediately: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        f.configure(arn, GENERATED).await;
     }
     let departure = f
         .service
@@ -661,5 +650,69 @@ async fn an_urgent_bypass_rotates_at_once_and_types_select_as_the_playbook_says(
         },
     ] {
         assert_eq!(f.service.open_incident(&ctx(), bad).await.unwrap_err().kind, ErrorKind::InvalidParameter);
+    }
+}
+
+#[tokio::test]
+async fn a_cron_rotation_runs_in_its_window_and_a_missed_window_waits_for_the_next() {
+    let f = fixture();
+    let arn = f.create("windowed", "w0", &[]).await;
+    // T0 is 2023-11-14T22:13:20Z; daily at 23:00 UTC with a two-hour window.
+    f.service
+        .rotate_secret(
+            &ctx(),
+            RotateSecretInput {
+                secret_id: arn.clone(),
+                rotation_lambda_arn: Some(GENERATED.into()),
+                rotation_rules: Some(RotationRulesInput {
+                    schedule_expression: Some("cron(0 23 * * ? *)".into()),
+                    duration: Some("2h".into()),
+                    ..Default::default()
+                }),
+                rotate_immediately: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let first = f.describe(&arn).await.record.rotation.next_rotation.unwrap();
+    assert_eq!(first, 1_700_002_800_000, "2023-11-14T23:00:00Z");
+    // Inside the window: rotated.
+    f.clock.set(first + 3_600_000);
+    assert_eq!(f.service.rotate_due_secrets("us-east-1", 1).await.unwrap().rotated, 1);
+    let second = f.describe(&arn).await.record.rotation.next_rotation.unwrap();
+    assert_eq!(second, first + DAY);
+    // The whole next window passes with the server down: no late rotation, the one after is planned.
+    f.clock.set(second + 3 * 3_600_000);
+    assert_eq!(f.service.rotate_due_secrets("us-east-1", 1).await.unwrap().rotated, 0);
+    assert_eq!(f.describe(&arn).await.record.rotation.next_rotation, Some(second + DAY));
+    let (_, value) = f.value(&arn, "AWSCURRENT").await.unwrap();
+    assert_ne!(value, "w0");
+}
+
+#[tokio::test]
+async fn no_value_old_or_new_reaches_the_audit_log_during_rotations() {
+    let f = fixture();
+    let canary = "synthetic-canary-3f9a1c77d2";
+    let arn = f.create("canary/db", &format!(r#"{{"username":"app","password":"{canary}"}}"#), &[]).await;
+    f.rotate(&arn, GENERATED, Some(30)).await.unwrap();
+    let (_, rotated) = f.value(&arn, "AWSCURRENT").await.unwrap();
+    let new_password =
+        serde_json::from_str::<serde_json::Value>(&rotated).unwrap()["password"].as_str().unwrap().to_string();
+    let signing =
+        f.create("canary/jwt", r#"{"kid":"k0","alg":"HS256","key":"c3ludGhldGljLWNhbmFyeS1rZXk="}"#, &[]).await;
+    f.rotate(&signing, SIGNING, None).await.unwrap();
+    let (_, key_doc) = f.value(&signing, "AWSCURRENT").await.unwrap();
+    let new_key = serde_json::from_str::<serde_json::Value>(&key_doc).unwrap()["key"].as_str().unwrap().to_string();
+    f.service.rotators().register_arn(SCRIPTED, Scripted::failing(Some(RotationStep::TestSecret), 1));
+    f.rotate(&arn, SCRIPTED, None).await.unwrap();
+    f.service.flush_audit().await.unwrap();
+
+    let records = f.store.audit_records_from(1, 100_000).await.unwrap();
+    assert!(records.len() > 10, "rotation steps are audited");
+    let log: String = records.iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect();
+    assert!(log.contains("RotationSucceeded") && log.contains("RotationFailed") && log.contains("RotationStep"));
+    for planted in [canary, new_password.as_str(), new_key.as_str(), "c3ludGhldGljLWNhbmFyeS1rZXk="] {
+        assert!(!log.contains(planted), "a value reached the audit log");
     }
 }

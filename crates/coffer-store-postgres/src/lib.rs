@@ -23,25 +23,31 @@
 //! in one transaction under an advisory lock and recorded in `schema_version`; a schema written by a
 //! newer Coffer is refused with `SchemaTooNew`, untouched.
 //!
+//! Change feed (`changes.rs`): each write of a secret, parameter or KMS key notifies the channel
+//! `coffer_changes` in its own transaction; [`PostgresStore`]'s `change_feed` listens on a connection of
+//! its own and hands the notices to the service, which drops the cached copies they name.
+//!
 //! Errors (`error.rs`): a server that cannot be reached is [`StoreError::Unavailable`], never a panic;
 //! messages name the server (host, port, database) but never a password, and never a stored value.
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use coffer_store::{
     AccessKeyRecord, AliasRecord, AliasWrite, AuditAppend, AuditBatch, AuditDigestAppend, AuditDigestRecord, AuditHead,
-    AuditQuery, AuditRecord, EnvelopeSwap, EpochMillis, IamEntityRecord, IamWrite, KmsKeyRecord, KmsKeyState,
-    KmsKeyWrite, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite, Store,
-    StoreError, StoreResult,
+    AuditQuery, AuditRecord, ChangeNotice, EnvelopeSwap, EpochMillis, IamEntityRecord, IamWrite, KmsKeyRecord,
+    KmsKeyState, KmsKeyWrite, ParameterQuery, ParameterState, ParameterWrite, SecretRecord, SecretState, SecretWrite,
+    Store, StoreError, StoreResult,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::{broadcast, watch};
 use tokio_postgres::config::Host;
 use tokio_postgres::{IsolationLevel, NoTls};
 
 mod audit;
+mod changes;
 mod error;
 mod read;
 mod schema;
@@ -96,11 +102,17 @@ pub fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 /// The PostgreSQL [`Store`]. Cheap to share behind an `Arc`; all methods take `&self`. Dropping it
-/// closes its idle connections.
+/// closes its idle connections and stops its change listener.
 pub struct PostgresStore {
     pool: Pool,
     /// `host:port/dbname`, for messages.
     server: Arc<str>,
+    /// The connection configuration, for the change listener's own connection.
+    config: tokio_postgres::Config,
+    /// The change feed, once someone asked for it (the listener's connection is opened only then).
+    feed: Mutex<Option<broadcast::Sender<ChangeNotice>>>,
+    /// Stops the change listener when set, or when dropped with the store.
+    stop_listener: watch::Sender<bool>,
 }
 
 impl PostgresStore {
@@ -126,7 +138,8 @@ impl PostgresStore {
         let server: Arc<str> = describe(&config).into();
         // Fast recycling: a connection the server closed is noticed by tokio-postgres and dropped
         // instead of being handed out again; a health-check query per checkout would cost a round trip.
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.max_connections.max(1))
             .runtime(Runtime::Tokio1)
@@ -134,7 +147,8 @@ impl PostgresStore {
             .create_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::Unavailable(format!("postgres: building the connection pool: {e}")))?;
-        let store = PostgresStore { pool, server };
+        let store =
+            PostgresStore { pool, server, config, feed: Mutex::new(None), stop_listener: watch::channel(false).0 };
         let mut client = store.client().await?;
         schema::migrate(&mut client).await.map_err(|e| store.context(e))?;
         drop(client);
@@ -147,8 +161,10 @@ impl PostgresStore {
         &self.server
     }
 
-    /// Closes the pool: idle connections now, the others as they are returned.
+    /// Closes the pool: idle connections now, the others as they are returned. Stops the change
+    /// listener.
     pub fn close(&self) {
+        self.stop_listener.send_replace(true);
         self.pool.close();
     }
 
@@ -217,6 +233,33 @@ macro_rules! read {
 impl Store for PostgresStore {
     fn backend_name(&self) -> &'static str {
         "postgres"
+    }
+
+    /// The first call starts the listener (see `changes.rs`); it needs a Tokio runtime, and without
+    /// one there is no feed.
+    fn change_feed(&self) -> Option<broadcast::Receiver<ChangeNotice>> {
+        // Nothing panics while the lock is held: a poisoned lock still guards a consistent value.
+        let mut feed = self.feed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if *self.stop_listener.borrow() {
+            // Closed: a listener started now would outlive the pool it belongs with.
+            return None;
+        }
+        if let Some(sender) = feed.as_ref() {
+            return Some(sender.subscribe());
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no Tokio runtime to listen for other nodes' changes on");
+            return None;
+        };
+        let (sender, receiver) = broadcast::channel(changes::FEED_CAPACITY);
+        runtime.spawn(changes::listen(
+            self.config.clone(),
+            self.server.clone(),
+            sender.clone(),
+            self.stop_listener.subscribe(),
+        ));
+        *feed = Some(sender);
+        Some(receiver)
     }
 
     async fn load_secret_by_name(&self, region: &str, name: &str) -> StoreResult<Option<SecretState>> {

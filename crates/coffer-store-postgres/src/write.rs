@@ -14,19 +14,23 @@
 //! (SQLSTATE 40P01), as it does a serialization failure (40001) should the server enforce a stricter
 //! isolation: the retry loop in `lib.rs` runs such a transaction again, which is safe because nothing
 //! of it was applied.
+//!
+//! A change to a secret, parameter or KMS key also notifies the `coffer_changes` channel in its
+//! transaction (`changes.rs`), so other nodes drop their cached copies once, and only if, it commits.
 
 use std::collections::BTreeSet;
 
 use coffer_audit::chain::record_hash;
 use coffer_store::audit::ChainHash;
 use coffer_store::{
-    AccessKeyRecord, AliasWrite, AuditAppend, AuditDigestAppend, AuditHead, EnvelopeSwap, EpochMillis, IamWrite,
-    KeyMaterialRecord, KmsKeyWrite, LookupAttribute, ParameterVersionRecord, ParameterWrite, SecretWrite, StoreError,
-    StoreResult, VersionRecord,
+    AccessKeyRecord, AliasWrite, AuditAppend, AuditDigestAppend, AuditHead, ChangeNotice, EnvelopeSwap, EpochMillis,
+    IamWrite, KeyMaterialRecord, KmsKeyWrite, LookupAttribute, ParameterVersionRecord, ParameterWrite, SecretWrite,
+    StoreError, StoreResult, VersionRecord,
 };
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::{Json, ToSql};
 
+use crate::changes;
 use crate::error::{corrupt, TxError};
 
 type TxResult<T> = Result<T, TxError>;
@@ -169,9 +173,47 @@ pub(crate) async fn apply(tx: &Transaction<'_>, op: &WriteOp<'_>, events: &[Audi
             prune_audit(tx, *before_seq, *keep_digests_from, *limit).await?
         }
     };
+    // Inside the transaction, so the notice is delivered if and only if the change commits (a failed
+    // statement above returned already, and rolls the transaction back with the notice in it).
+    if let Some(notice) = change_notice(op, count) {
+        exec(tx, "SELECT pg_notify($1, $2)", &[&changes::CHANNEL, &changes::payload(&notice)]).await?;
+    }
     // Only once the change applied: a failed change appends nothing and consumes no seq.
     let head = if events.is_empty() { None } else { Some(chain_events(tx, events).await?) };
     Ok(Done { count, head })
+}
+
+/// What other nodes' caches must hear of a write that applied (`count`: what it answered). Only the
+/// records nodes cache: secrets, parameters and KMS keys. IAM has its generation, which nodes poll;
+/// a last-access day is not worth a notice (a cached copy's day catches up at its next reload).
+fn change_notice(op: &WriteOp<'_>, count: u64) -> Option<ChangeNotice> {
+    match op {
+        WriteOp::Secret(write) => Some(ChangeNotice::Secret { arn: write.arn().to_string() }),
+        WriteOp::Parameter(write) => {
+            let (region, name) = match write {
+                ParameterWrite::Create(p) => (&p.region, &p.name),
+                ParameterWrite::Update { region, name, .. } | ParameterWrite::Delete { region, name, .. } => {
+                    (region, name)
+                }
+            };
+            Some(ChangeNotice::Parameter { region: region.clone(), name: name.clone() })
+        }
+        WriteOp::KmsKey(write) => {
+            let (region, key_id) = match write {
+                KmsKeyWrite::Create(state) => (&state.key.region, &state.key.key_id),
+                KmsKeyWrite::Update { key, .. } => (&key.region, &key.key_id),
+                KmsKeyWrite::Delete { region, key_id, .. } => (region, key_id),
+            };
+            Some(ChangeNotice::KmsKey { region: region.clone(), key_id: key_id.clone() })
+        }
+        // A re-wrapped envelope holds the same value, but a cached copy should not keep the envelope
+        // the store no longer has; only when something was replaced.
+        WriteOp::RewrapSecret { arn, .. } if count > 0 => Some(ChangeNotice::Secret { arn: arn.to_string() }),
+        WriteOp::RewrapParameter { region, name, .. } if count > 0 => {
+            Some(ChangeNotice::Parameter { region: region.to_string(), name: name.to_string() })
+        }
+        _ => None,
+    }
 }
 
 /// After a compare-and-swap matched no row: was the record gone (`NotFound`) or moved on (`Conflict`)?

@@ -509,11 +509,38 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A committed change that may make a node's cached copy of a record stale, as a shared backend's
+/// [change feed](Store::change_feed) announces it. It names the record only: never a value.
+///
+/// Every node hears every committed change, its own included (for those it already updated its
+/// caches; the notice costs one extra reload).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeNotice {
+    /// A secret (its metadata or its versions) changed or was deleted.
+    Secret { arn: String },
+    /// A parameter (its versions, labels or tags) changed or was deleted.
+    Parameter { region: String, name: String },
+    /// A KMS key (its state, policy or material) changed or was deleted.
+    KmsKey { region: String, key_id: String },
+    /// Notices may have been missed (the feed's listener was cut off and reconnected, or a receiver
+    /// fell behind): every cached record must be read again.
+    Everything,
+}
+
 /// The storage backend. Implementations must pass [`conformance`].
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A short name for logs and status ("sqlite", "postgres").
     fn backend_name(&self) -> &'static str;
+
+    /// The changes committed to the store by any node, for a backend that several nodes share (so a
+    /// node can drop cached copies another node made stale); `None` for a backend only one node uses,
+    /// where there is nothing to hear. Each call subscribes a new receiver, which hears the changes
+    /// committed from then on; delivery is best effort (a lost connection loses notices, which is
+    /// announced by [`ChangeNotice::Everything`]), so callers still bound how long they trust a cache.
+    fn change_feed(&self) -> Option<tokio::sync::broadcast::Receiver<ChangeNotice>> {
+        None
+    }
 
     /// Loads a secret and all its versions by exact name within a region.
     async fn load_secret_by_name(&self, region: &str, name: &str) -> StoreResult<Option<SecretState>>;

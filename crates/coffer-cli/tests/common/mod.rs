@@ -40,8 +40,18 @@ impl TestServer {
 
     /// Starts `coffer server` on `data_dir`; `Err` carries the server's stderr if it exits instead.
     pub fn spawn(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<TestServer, String> {
+        Self::spawn_listening(data_dir, "127.0.0.1:0", args, env)
+    }
+
+    /// Starts `coffer server` on `data_dir` listening on `listen` (`127.0.0.1:0` picks a free port).
+    pub fn spawn_listening(
+        data_dir: &Path,
+        listen: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<TestServer, String> {
         let mut cmd = Command::new(coffer_bin());
-        cmd.arg("server").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir);
+        cmd.arg("server").arg("--listen").arg(listen).arg("--data-dir").arg(data_dir);
         cmd.args(args);
         cmd.env_remove("COFFER_MASTER_KEY").env("COFFER_LOG", "warn");
         for (k, v) in env {
@@ -122,6 +132,21 @@ impl TestServer {
         self.endpoint = fresh.endpoint.clone();
         self.logs = fresh.logs.clone();
         // Move the new child in; the old handle is already reaped.
+        let mut fresh = fresh;
+        std::mem::swap(&mut self.child, &mut fresh.child);
+        std::mem::forget(fresh);
+    }
+
+    /// Like [`restart`](Self::restart), but on the same port, so clients configured with the old
+    /// endpoint (such as `coffer agent --endpoint-url`) reach the new server.
+    pub fn restart_on_same_port(&mut self) {
+        self.stop();
+        let listen = self.endpoint.trim_start_matches("http://").trim_start_matches("https://").to_string();
+        let args: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let fresh = Self::spawn_listening(&self.data_dir, &listen, &args, &env).expect("server restarts on its port");
+        self.endpoint = fresh.endpoint.clone();
+        self.logs = fresh.logs.clone();
         let mut fresh = fresh;
         std::mem::swap(&mut self.child, &mut fresh.child);
         std::mem::forget(fresh);

@@ -490,32 +490,17 @@ impl Service {
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
             ));
         }
-        let session_arn = format!("arn:aws:sts::{}:assumed-role/{}/{session_name}", self.config.account_id, role.name);
-        let assumed_role = AssumedRoleUser {
-            assumed_role_id: format!("{}:{session_name}", role.doc.role_id),
-            arn: session_arn.clone(),
-        };
-        let subject = SessionSubject {
-            kind: "role",
-            name: role.name.clone(),
-            session_name: session_name.clone(),
-            entity_id: role.doc.role_id.clone(),
-            arn: session_arn,
-            mfa,
-        };
-        self.new_session(subject, duration, Some(assumed_role))
+        self.role_session(role, session_name, mfa, duration)
     }
 
-    /// Temporary credentials of a role for an external rotator the operator configured (as a rotation
-    /// Lambda runs under its execution role): 15 minutes, session `coffer-rotation`. The role's trust
-    /// policy is not consulted: the server's configuration, not a caller, chose the role.
-    pub async fn rotator_role_credentials(&self, role_arn: &str) -> ServiceResult<TemporaryCredentials> {
-        let snap = self.iam_snapshot().await?;
-        let role = parse_iam_arn(role_arn)
-            .filter(|(account, kind, _, _)| *account == self.config.account_id && *kind == "role")
-            .and_then(|(_, _, _, name)| snap.role(name))
-            .ok_or_else(|| ServiceError::not_found(format!("The rotator's role {role_arn} does not exist.")))?;
-        let session_name = "coffer-rotation";
+    /// Opens a session of `role` named `session_name` (what AssumeRole answers).
+    fn role_session(
+        &self,
+        role: &super::snapshot::RoleEntry,
+        session_name: &str,
+        mfa: bool,
+        duration_seconds: i64,
+    ) -> ServiceResult<TemporaryCredentials> {
         let session_arn = format!("arn:aws:sts::{}:assumed-role/{}/{session_name}", self.config.account_id, role.name);
         let assumed_role = AssumedRoleUser {
             assumed_role_id: format!("{}:{session_name}", role.doc.role_id),
@@ -527,9 +512,21 @@ impl Service {
             session_name: session_name.to_string(),
             entity_id: role.doc.role_id.clone(),
             arn: session_arn,
-            mfa: false,
+            mfa,
         };
-        self.new_session(subject, 900, Some(assumed_role))
+        self.new_session(subject, duration_seconds, Some(assumed_role))
+    }
+
+    /// Temporary credentials of a role for an external rotator the operator configured (as a rotation
+    /// Lambda runs under its execution role): 15 minutes, session `coffer-rotation`. The role's trust
+    /// policy is not consulted: the server's configuration, not a caller, chose the role.
+    pub async fn rotator_role_credentials(&self, role_arn: &str) -> ServiceResult<TemporaryCredentials> {
+        let snap = self.iam_snapshot().await?;
+        let role = parse_iam_arn(role_arn)
+            .filter(|(account, kind, _, _)| *account == self.config.account_id && *kind == "role")
+            .and_then(|(_, _, _, name)| snap.role(name))
+            .ok_or_else(|| ServiceError::not_found(format!("The rotator's role {role_arn} does not exist.")))?;
+        self.role_session(role, "coffer-rotation", false, 900)
     }
 
     /// GetSessionToken: temporary credentials for the calling user (or root), with MFA when a code

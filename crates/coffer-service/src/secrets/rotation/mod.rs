@@ -724,6 +724,12 @@ impl Service {
             let resumable =
                 r.in_progress.as_ref().is_some_and(|run| run.lease_until <= now && r.retry_at.is_none_or(|t| t <= now));
             let scheduled = r.in_progress.is_none() && r.next_rotation.is_some_and(|t| t <= now);
+            // A cron schedule's rotation starts inside its window; a window missed (the server was
+            // down) moves to the next one instead of rotating at an unplanned time.
+            if scheduled && window_missed(&record, now) {
+                self.skip_to_next_window(region, &record.arn).await?;
+                continue;
+            }
             if resumable || scheduled {
                 due.push(record.arn.clone());
             }
@@ -775,6 +781,27 @@ impl Service {
         results.into_iter().map(|(_, arn, result)| (arn, result)).collect()
     }
 
+    async fn skip_to_next_window(&self, region: &str, arn: &str) -> ServiceResult<()> {
+        let ctx = RequestContext::internal(
+            &self.config.account_id,
+            region,
+            ActorSource::Scheduler,
+            SECRETS_EVENT_SOURCE,
+            "RotationWindowMissed",
+        );
+        ctx.audit.resource(arn);
+        let now = self.clock.now_millis();
+        self.modify(&ctx, arn, |state| {
+            if !window_missed(&state.secret, now) || state.secret.rotation.in_progress.is_some() {
+                return Ok(Decision { write: None, new_state: None, output: () });
+            }
+            let mut secret = state.secret.clone();
+            secret.rotation.next_rotation = next_rotation(&secret, now);
+            Ok(super::metadata_only(state, secret, ()))
+        })
+        .await
+    }
+
     /// Removes AWSPREVIOUS once its overlap period ended (signing keys); true when it did.
     async fn expire_previous(&self, region: &str, arn: &str) -> ServiceResult<bool> {
         let ctx = RequestContext::internal(
@@ -811,6 +838,25 @@ impl Service {
         self.authorize_secrets_action(ctx, "secretsmanager:ListSecrets").await?;
         let records = self.store.list_secrets(&ctx.region).await?;
         Ok(records.into_iter().filter(|r| r.deletion_date.is_none()).map(|r| status_of(&r)).collect())
+    }
+}
+
+/// Whether a cron-scheduled rotation's window (its Duration) ended before it could start.
+fn window_missed(secret: &SecretRecord, now: EpochMillis) -> bool {
+    let r = &secret.rotation;
+    let cron = r.schedule_expression.as_deref().is_some_and(|e| e.trim_start().starts_with("cron("));
+    let window = r.duration.as_deref().and_then(|d| {
+        RotationRules::parse(&RotationRulesInput {
+            schedule_expression: r.schedule_expression.clone(),
+            duration: Some(d.to_string()),
+            ..Default::default()
+        })
+        .ok()
+        .and_then(|rules| rules.window_millis)
+    });
+    match (cron, window, r.next_rotation) {
+        (true, Some(window), Some(next)) => now > next + window,
+        _ => false,
     }
 }
 

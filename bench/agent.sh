@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `coffer agent` benchmark, run by hand (never as a test):
+#   1. cache-hit throughput and latency of GET /secretsmanager/get at each concurrency in $CONCURRENCY,
+#      with `agent-load` (plain GETs with the X-Aws-Parameters-Secrets-Token header, one keep-alive
+#      connection per worker);
+#   2. how long after a PutSecretValue the agent serves the new value: with refreshNow=true (one round
+#      trip to the server), and with plain GETs under the TTL ($PROPAGATION_TTL, default the agent's
+#      default of 300 s: a value in use is refreshed in the background at 80 % of its TTL, so expect up
+#      to the TTL; this part takes that long).
+#
+#   bench/agent.sh
+#   CONCURRENCY="1 8" DURATION=3 PROPAGATION_TTL=10 bench/agent.sh
+#   SKIP_BUILD=1 bench/agent.sh            # reuse $CARGO_TARGET_DIR/release/{coffer,agent-load}
+#
+# No peer is run: AWS's own agent needs AWS (or a full emulator) behind it; its figures are not ours to quote.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+coffer="$target_dir/release/coffer"
+load="$target_dir/release/agent-load"
+CONCURRENCY="${CONCURRENCY:-1 8 64}"
+DURATION="${DURATION:-5}"
+PROPAGATION_TTL="${PROPAGATION_TTL:-300}"
+SECRET=bench/agent-secret
+say() { echo "bench: $*" >&2; }
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+  say "building the release binaries (target dir $target_dir)"
+  CARGO_TARGET_DIR="$target_dir" cargo build --release --quiet -p coffer-cli --bin coffer -p coffer-bench --bin agent-load
+fi
+
+work=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/coffer-agent.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# wait_for FILE PREFIX: prints what follows PREFIX on the first line of FILE that starts with it.
+wait_for() {
+  local line=""
+  for _ in $(seq 1 600); do
+    line=$(sed -n "s|^$2||p" "$1" | head -n1)
+    [ -z "$line" ] || { echo "$line"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+
+COFFER_LOG=warn "$coffer" server --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/server.out" 2>"$work/server.log" &
+pids+=($!)
+endpoint=$(wait_for "$work/server.out" "coffer listening on ") || { cat "$work/server.log" >&2; exit 1; }
+export AWS_ENDPOINT_URL="$endpoint" AWS_SHARED_CREDENTIALS_FILE="$work/data/root-credentials" AWS_CONFIG_FILE=/dev/null
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE AWS_CONTAINER_AUTHORIZATION_TOKEN
+
+"$coffer" secret create "$SECRET" --value "synthetic-value-0" >/dev/null
+
+AGENT_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+export AGENT_TOKEN
+# start_agent NAME ARGS...: starts `coffer agent`, sets $agent to its URL.
+start_agent() {
+  local name=$1
+  shift
+  AWS_TOKEN="$AGENT_TOKEN" COFFER_LOG=warn "$coffer" agent --port 0 --endpoint-url "$endpoint" "$@" \
+    >"$work/$name.out" 2>"$work/$name.log" &
+  pids+=($!)
+  agent="http://$(wait_for "$work/$name.out" "coffer agent listening on http://")" || { cat "$work/$name.log" >&2; exit 1; }
+}
+
+start_agent agent
+say "server $endpoint, agent $agent; machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "== cache hits: GET /secretsmanager/get?secretId=$SECRET, ${DURATION} s each =="
+for c in $CONCURRENCY; do
+  "$load" --endpoint "$agent" --path "/secretsmanager/get?secretId=$SECRET" --concurrency "$c" --duration "$DURATION" \
+    --label "agent c=$c"
+done
+curl_health() { curl -s -H "X-Aws-Parameters-Secrets-Token: $AGENT_TOKEN" "$agent/health"; echo; }
+if command -v curl >/dev/null; then echo "health: $(curl_health)"; fi
+
+echo "== PutSecretValue -> agent serves the new value =="
+"$coffer" secret put "$SECRET" --value "synthetic-value-1" >/dev/null
+"$load" --endpoint "$agent" --propagation "$SECRET" --expect "synthetic-value-1" --refresh-now --label "refreshNow=true"
+
+start_agent agent-ttl --ttl-seconds "$PROPAGATION_TTL"
+# Fetch once so the entry is fresh, then change the value: the worst case for a hot entry.
+"$load" --endpoint "$agent" --propagation "$SECRET" --expect "synthetic-value-1" --poll-ms 1 --label "warm" >/dev/null
+"$coffer" secret put "$SECRET" --value "synthetic-value-2" >/dev/null
+say "waiting for the TTL path (ttl ${PROPAGATION_TTL} s; polling every 200 ms)"
+"$load" --endpoint "$agent" --propagation "$SECRET" --expect "synthetic-value-2" --poll-ms 200 \
+  --poll-limit "$((PROPAGATION_TTL + 60))" --label "plain GETs, ttl ${PROPAGATION_TTL} s"
