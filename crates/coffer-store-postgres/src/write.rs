@@ -225,6 +225,30 @@ async fn missing_or_conflict(tx: &Transaction<'_>, exists_sql: &str, key: &[&(dy
     }
 }
 
+/// Runs a compare-and-swap statement: `run` gets the expected revision as BIGINT (no stored record has a
+/// revision past BIGINT's range, so such an expectation matches nothing); when no row changed, the record
+/// is gone (`NotFound`) or moved on (`Conflict`), told apart with `exists_sql` over `key`.
+async fn compare_and_swap<F, Fut>(
+    tx: &Transaction<'_>,
+    expected_revision: u64,
+    exists_sql: &str,
+    key: &[&(dyn ToSql + Sync)],
+    run: F,
+) -> TxResult<()>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: std::future::Future<Output = TxResult<u64>>,
+{
+    let changed = match i64::try_from(expected_revision) {
+        Ok(expected) => run(expected).await?,
+        Err(_) => 0,
+    };
+    if changed == 0 {
+        return Err(missing_or_conflict(tx, exists_sql, key).await);
+    }
+    Ok(())
+}
+
 const SECRET_EXISTS: &str = "SELECT 1 FROM secrets WHERE arn = $1";
 
 /// Inserts versions in order, numbering them from `next_seq` (write order among equal `created`).
@@ -274,36 +298,30 @@ async fn apply_secret_write(tx: &Transaction<'_>, write: &SecretWrite) -> TxResu
             // The compare-and-swap (see the module docs). The last access day only moves forward: a read
             // recorded it without bumping the revision, and a writer that loaded the secret before that
             // read must not take it back. GREATEST ignores NULLs, so either side may be unset.
-            let changed = match i64::try_from(*expected_revision) {
-                Ok(expected) => {
-                    exec(
-                        tx,
-                        "UPDATE secrets SET description = $3, kms_key_id = $4, tags = $5, last_changed = $6,
+            compare_and_swap(tx, *expected_revision, SECRET_EXISTS, &[&s.arn], |expected| async move {
+                exec(
+                    tx,
+                    "UPDATE secrets SET description = $3, kms_key_id = $4, tags = $5, last_changed = $6,
                                 last_accessed = GREATEST(last_accessed, $7), deletion_date = $8,
                                 resource_policy = $9, rotation = $10, revision = $11
                          WHERE arn = $1 AND revision = $2",
-                        &[
-                            &s.arn,
-                            &expected,
-                            &s.description,
-                            &s.kms_key_id,
-                            &Json(&s.tags),
-                            &s.last_changed,
-                            &s.last_accessed,
-                            &s.deletion_date,
-                            &s.resource_policy,
-                            &Json(&s.rotation),
-                            &to_sql_int("revision", s.revision)?,
-                        ],
-                    )
-                    .await?
-                }
-                // No stored secret has a revision past BIGINT: missing, or moved on.
-                Err(_) => 0,
-            };
-            if changed == 0 {
-                return Err(missing_or_conflict(tx, SECRET_EXISTS, &[&s.arn]).await);
-            }
+                    &[
+                        &s.arn,
+                        &expected,
+                        &s.description,
+                        &s.kms_key_id,
+                        &Json(&s.tags),
+                        &s.last_changed,
+                        &s.last_accessed,
+                        &s.deletion_date,
+                        &s.resource_policy,
+                        &Json(&s.rotation),
+                        &to_sql_int("revision", s.revision)?,
+                    ],
+                )
+                .await
+            })
+            .await?;
             if !deleted_versions.is_empty() {
                 exec(
                     tx,
@@ -334,15 +352,10 @@ async fn apply_secret_write(tx: &Transaction<'_>, write: &SecretWrite) -> TxResu
         }
         SecretWrite::Delete { arn, expected_revision } => {
             // The versions go with it (ON DELETE CASCADE).
-            let changed = match i64::try_from(*expected_revision) {
-                Ok(expected) => {
-                    exec(tx, "DELETE FROM secrets WHERE arn = $1 AND revision = $2", &[arn, &expected]).await?
-                }
-                Err(_) => 0,
-            };
-            if changed == 0 {
-                return Err(missing_or_conflict(tx, SECRET_EXISTS, &[arn]).await);
-            }
+            compare_and_swap(tx, *expected_revision, SECRET_EXISTS, &[arn], |expected| async move {
+                exec(tx, "DELETE FROM secrets WHERE arn = $1 AND revision = $2", &[arn, &expected]).await
+            })
+            .await?;
             Ok(())
         }
     }
@@ -390,21 +403,16 @@ async fn apply_parameter_write(tx: &Transaction<'_>, write: &ParameterWrite) -> 
             label_updates,
             dropped_versions,
         } => {
-            let changed = match i64::try_from(*expected_revision) {
-                Ok(expected) => {
-                    exec(
-                        tx,
-                        "UPDATE parameters SET tags = $4, revision = $5
+            compare_and_swap(tx, *expected_revision, PARAMETER_EXISTS, &[region, name], |expected| async move {
+                exec(
+                    tx,
+                    "UPDATE parameters SET tags = $4, revision = $5
                          WHERE region = $1 AND name = $2 AND revision = $3",
-                        &[region, name, &expected, &Json(tags), &to_sql_int("revision", *revision)?],
-                    )
-                    .await?
-                }
-                Err(_) => 0,
-            };
-            if changed == 0 {
-                return Err(missing_or_conflict(tx, PARAMETER_EXISTS, &[region, name]).await);
-            }
+                    &[region, name, &expected, &Json(tags), &to_sql_int("revision", *revision)?],
+                )
+                .await
+            })
+            .await?;
             if !dropped_versions.is_empty() {
                 exec(
                     tx,
@@ -428,20 +436,15 @@ async fn apply_parameter_write(tx: &Transaction<'_>, write: &ParameterWrite) -> 
             Ok(())
         }
         ParameterWrite::Delete { region, name, expected_revision } => {
-            let changed = match i64::try_from(*expected_revision) {
-                Ok(expected) => {
-                    exec(
-                        tx,
-                        "DELETE FROM parameters WHERE region = $1 AND name = $2 AND revision = $3",
-                        &[region, name, &expected],
-                    )
-                    .await?
-                }
-                Err(_) => 0,
-            };
-            if changed == 0 {
-                return Err(missing_or_conflict(tx, PARAMETER_EXISTS, &[region, name]).await);
-            }
+            compare_and_swap(tx, *expected_revision, PARAMETER_EXISTS, &[region, name], |expected| async move {
+                exec(
+                    tx,
+                    "DELETE FROM parameters WHERE region = $1 AND name = $2 AND revision = $3",
+                    &[region, name, &expected],
+                )
+                .await
+            })
+            .await?;
             Ok(())
         }
     }
@@ -481,18 +484,20 @@ async fn apply_kms_key_write(tx: &Transaction<'_>, write: &KmsKeyWrite) -> TxRes
             Ok(())
         }
         KmsKeyWrite::Update { expected_revision, key, new_material } => {
-            let changed = match i64::try_from(*expected_revision) {
-                Ok(expected) => exec(
+            compare_and_swap(
+                tx,
+                *expected_revision,
+                KMS_KEY_EXISTS,
+                &[&key.region, &key.key_id],
+                |expected| async move {
+                    exec(
                     tx,
                     "UPDATE kms_keys SET revision = $4, meta = $5 WHERE region = $1 AND key_id = $2 AND revision = $3",
                     &[&key.region, &key.key_id, &expected, &to_sql_int("revision", key.revision)?, &Json(key)],
-                )
-                .await?,
-                Err(_) => 0,
-            };
-            if changed == 0 {
-                return Err(missing_or_conflict(tx, KMS_KEY_EXISTS, &[&key.region, &key.key_id]).await);
-            }
+                ).await
+                },
+            )
+            .await?;
             if let Some(m) = new_material {
                 insert_material(tx, &key.region, &key.key_id, m).await?;
             }
@@ -500,20 +505,15 @@ async fn apply_kms_key_write(tx: &Transaction<'_>, write: &KmsKeyWrite) -> TxRes
         }
         KmsKeyWrite::Delete { region, key_id, expected_revision } => {
             // The material goes with the key (ON DELETE CASCADE); the aliases pointing at it explicitly.
-            let changed = match i64::try_from(*expected_revision) {
-                Ok(expected) => {
-                    exec(
-                        tx,
-                        "DELETE FROM kms_keys WHERE region = $1 AND key_id = $2 AND revision = $3",
-                        &[region, key_id, &expected],
-                    )
-                    .await?
-                }
-                Err(_) => 0,
-            };
-            if changed == 0 {
-                return Err(missing_or_conflict(tx, KMS_KEY_EXISTS, &[region, key_id]).await);
-            }
+            compare_and_swap(tx, *expected_revision, KMS_KEY_EXISTS, &[region, key_id], |expected| async move {
+                exec(
+                    tx,
+                    "DELETE FROM kms_keys WHERE region = $1 AND key_id = $2 AND revision = $3",
+                    &[region, key_id, &expected],
+                )
+                .await
+            })
+            .await?;
             exec(tx, "DELETE FROM kms_aliases WHERE region = $1 AND target_key_id = $2", &[region, key_id]).await?;
             Ok(())
         }
@@ -610,38 +610,40 @@ async fn apply_iam_write(tx: &Transaction<'_>, write: &IamWrite) -> TxResult<()>
                     r.revision
                 ))));
             }
-            let changed = match i64::try_from(*expected_revision) {
-                Ok(expected) => {
+            compare_and_swap(
+                tx,
+                *expected_revision,
+                IAM_ENTITY_EXISTS,
+                &[&r.kind.as_str(), &r.name],
+                |expected| async move {
                     exec(
                         tx,
                         "UPDATE iam_entities SET document = $4, revision = $5
                          WHERE kind = $1 AND name = $2 AND revision = $3",
                         &[&r.kind.as_str(), &r.name, &expected, &r.document, &to_sql_int("revision", r.revision)?],
                     )
-                    .await?
-                }
-                Err(_) => 0,
-            };
-            if changed == 0 {
-                return Err(missing_or_conflict(tx, IAM_ENTITY_EXISTS, &[&r.kind.as_str(), &r.name]).await);
-            }
+                    .await
+                },
+            )
+            .await?;
             Ok(())
         }
         IamWrite::Delete { kind, name, expected_revision } => {
-            let changed = match i64::try_from(*expected_revision) {
-                Ok(expected) => {
+            compare_and_swap(
+                tx,
+                *expected_revision,
+                IAM_ENTITY_EXISTS,
+                &[&kind.as_str(), name],
+                |expected| async move {
                     exec(
                         tx,
                         "DELETE FROM iam_entities WHERE kind = $1 AND name = $2 AND revision = $3",
                         &[&kind.as_str(), name, &expected],
                     )
-                    .await?
-                }
-                Err(_) => 0,
-            };
-            if changed == 0 {
-                return Err(missing_or_conflict(tx, IAM_ENTITY_EXISTS, &[&kind.as_str(), name]).await);
-            }
+                    .await
+                },
+            )
+            .await?;
             Ok(())
         }
         IamWrite::InsertAccessKey(k) => insert_access_key(tx, k).await,

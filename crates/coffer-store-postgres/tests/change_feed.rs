@@ -15,48 +15,18 @@ use std::time::Duration;
 
 use coffer_store::{
     ChangeNotice, KeyMaterialRecord, KmsKeyRecord, KmsKeyState, KmsKeyWrite, ParameterState, ParameterVersionRecord,
-    ParameterWrite, RotationSettings, SecretRecord, SecretState, SecretWrite, Store, StoreError, ValueKind,
-    VersionRecord,
+    ParameterWrite, SecretState, SecretWrite, Store, StoreError,
 };
 use coffer_store_postgres::PostgresStore;
-use common::TestSchema;
+use common::{secret_state, TestSchema, REGION};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
-
-const REGION: &str = "us-east-1";
 
 /// How long a notice may take: it is on the same machine, so this bound is generous.
 const WITHIN: Duration = Duration::from_secs(1);
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn secret(name: &str) -> SecretState {
-    SecretState {
-        secret: SecretRecord {
-            arn: format!("arn:aws:secretsmanager:{REGION}:000000000000:secret:{name}-AbC123"),
-            region: REGION.into(),
-            name: name.into(),
-            description: None,
-            kms_key_id: None,
-            tags: vec![],
-            created: 1,
-            last_changed: 1,
-            last_accessed: None,
-            deletion_date: None,
-            resource_policy: None,
-            rotation: RotationSettings::default(),
-            revision: 1,
-        },
-        versions: vec![VersionRecord {
-            version_id: "v1".into(),
-            stages: vec!["AWSCURRENT".into()],
-            created: 1,
-            kind: ValueKind::String,
-            envelope: vec![7; 40],
-        }],
-    }
 }
 
 /// The next revision of `state`: its metadata with the revision bumped, nothing else changed.
@@ -156,7 +126,7 @@ async fn a_write_on_one_node_is_heard_on_another_naming_its_record() {
     let (a, b) = (schema.open().await, schema.open().await);
     let mut feed = listening_feed(&b).await;
 
-    let s = secret(&unique("feed/secret"));
+    let s = secret_state(&unique("feed/secret"));
     a.write_secret(SecretWrite::Create(s.clone()), None).await.unwrap();
     let heard = next_notice(&mut feed, WITHIN, names_secret(&s.secret.arn)).await;
     assert_eq!(heard, ChangeNotice::Secret { arn: s.secret.arn.clone() });
@@ -178,7 +148,7 @@ async fn a_write_on_one_node_is_heard_on_another_naming_its_record() {
 
     // A node hears its own changes too (one extra invalidation for it).
     let mut own = listening_feed(&a).await;
-    let s2 = secret(&unique("feed/own"));
+    let s2 = secret_state(&unique("feed/own"));
     a.write_secret(SecretWrite::Create(s2.clone()), None).await.unwrap();
     next_notice(&mut own, WITHIN, names_secret(&s2.secret.arn)).await;
 }
@@ -191,7 +161,7 @@ async fn failed_writes_announce_nothing() {
     let schema = TestSchema::create().await;
     let (a, b) = (schema.open().await, schema.open().await);
     let mut feed = listening_feed(&b).await;
-    let s = secret(&unique("feed/failing"));
+    let s = secret_state(&unique("feed/failing"));
     let arn = s.secret.arn.clone();
     a.write_secret(SecretWrite::Create(s.clone()), None).await.unwrap();
     next_notice(&mut feed, WITHIN, names_secret(&arn)).await;
@@ -224,7 +194,7 @@ async fn every_committed_write_is_announced() {
     let schema = TestSchema::create().await;
     let nodes = [Arc::new(schema.open().await), Arc::new(schema.open().await)];
     let mut feed = listening_feed(&nodes[1]).await;
-    let s = secret(&unique("feed/raced"));
+    let s = secret_state(&unique("feed/raced"));
     let arn = s.secret.arn.clone();
     nodes[0].write_secret(SecretWrite::Create(s), None).await.unwrap();
 
@@ -286,7 +256,7 @@ async fn a_lost_listening_connection_is_followed_by_everything() {
     assert_eq!(cut, 1, "B's listening connection was not found");
     next_notice(&mut feed, Duration::from_secs(5), |n| *n == ChangeNotice::Everything).await;
 
-    let s = secret(&unique("feed/after-reconnect"));
+    let s = secret_state(&unique("feed/after-reconnect"));
     a.write_secret(SecretWrite::Create(s.clone()), None).await.unwrap();
     next_notice(&mut feed, WITHIN, names_secret(&s.secret.arn)).await;
 }

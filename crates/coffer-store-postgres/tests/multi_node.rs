@@ -11,45 +11,9 @@ use std::sync::Arc;
 
 use coffer_audit::chain::record_hash;
 use coffer_store::audit::GENESIS;
-use coffer_store::{
-    AuditAppend, AuditHead, AuditRecord, LookupAttribute, RotationSettings, SecretRecord, SecretState, SecretWrite,
-    Store, StoreError, ValueKind, VersionRecord,
-};
+use coffer_store::{AuditAppend, AuditHead, AuditRecord, LookupAttribute, SecretWrite, Store, StoreError};
 use coffer_store_postgres::{PoolOptions, PostgresStore, SCHEMA_VERSION};
-use common::TestSchema;
-
-const REGION: &str = "us-east-1";
-
-fn secret_state(name: &str) -> SecretState {
-    SecretState {
-        secret: SecretRecord {
-            arn: format!("arn:aws:secretsmanager:{REGION}:000000000000:secret:{name}-AbC123"),
-            region: REGION.into(),
-            name: name.into(),
-            description: None,
-            kms_key_id: None,
-            tags: vec![],
-            created: 1,
-            last_changed: 1,
-            last_accessed: None,
-            deletion_date: None,
-            resource_policy: None,
-            rotation: RotationSettings::default(),
-            revision: 1,
-        },
-        versions: vec![version("initial", 1)],
-    }
-}
-
-fn version(id: &str, created: i64) -> VersionRecord {
-    VersionRecord {
-        version_id: id.into(),
-        stages: vec!["AWSCURRENT".into()],
-        created,
-        kind: ValueKind::String,
-        envelope: id.as_bytes().to_vec(),
-    }
-}
+use common::{secret_state, version, TestSchema};
 
 fn event(id: &str, lookup: &[(LookupAttribute, &str)]) -> AuditAppend {
     AuditAppend {

@@ -6,6 +6,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use coffer_store::{RotationSettings, SecretRecord, SecretState, ValueKind, VersionRecord};
 use coffer_store_postgres::{PoolOptions, PostgresStore};
 use tokio_postgres::NoTls;
 
@@ -85,5 +86,39 @@ impl Drop for TestSchema {
         if !matches!(dropped, Ok(Some(()))) {
             eprintln!("could not drop test schema {}", self.name);
         }
+    }
+}
+
+pub const REGION: &str = "us-east-1";
+
+/// A secret with one AWSCURRENT version, revision 1.
+pub fn secret_state(name: &str) -> SecretState {
+    SecretState {
+        secret: SecretRecord {
+            arn: format!("arn:aws:secretsmanager:{REGION}:000000000000:secret:{name}-AbC123"),
+            region: REGION.into(),
+            name: name.into(),
+            description: None,
+            kms_key_id: None,
+            tags: vec![],
+            created: 1,
+            last_changed: 1,
+            last_accessed: None,
+            deletion_date: None,
+            resource_policy: None,
+            rotation: RotationSettings::default(),
+            revision: 1,
+        },
+        versions: vec![version("initial", 1)],
+    }
+}
+
+pub fn version(id: &str, created: i64) -> VersionRecord {
+    VersionRecord {
+        version_id: id.into(),
+        stages: vec!["AWSCURRENT".into()],
+        created,
+        kind: ValueKind::String,
+        envelope: id.as_bytes().to_vec(),
     }
 }
