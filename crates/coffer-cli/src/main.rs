@@ -19,6 +19,7 @@ mod secret;
 mod server;
 mod sts;
 mod template;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -94,6 +95,8 @@ enum Command {
     Template(template::TemplateArgs),
     /// Serve secrets and parameters to local applications from a cache (AWS Secrets Manager Agent's HTTP interface)
     Agent(agent::AgentArgs),
+    /// Check that required secrets and parameters exist, can be read, and meet a manifest's rules (exit 1 if not)
+    Validate(validate::ValidateArgs),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Template(args) => template::run(args).await,
+            Command::Validate(args) => validate::run(args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
