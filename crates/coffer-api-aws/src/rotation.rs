@@ -80,11 +80,10 @@ pub async fn dispatch(
     op: Operation,
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
-    let sm = |e| secretsmanager_error(e);
     match op {
         Operation::GetRotationStatus => {
             let _: wire::GetRotationStatusRequest = parse(body)?;
-            let statuses = service.rotation_status(ctx).await.map_err(sm)?;
+            let statuses = service.rotation_status(ctx).await.map_err(secretsmanager_error)?;
             to_json(&wire::GetRotationStatusResponse {
                 secrets: statuses
                     .into_iter()
@@ -122,22 +121,22 @@ pub async fn dispatch(
                 urgent_bypass: r.urgent_bypass_reason,
                 dry_run: r.dry_run,
             };
-            let incident = service.open_incident(ctx, input).await.map_err(sm)?;
+            let incident = service.open_incident(ctx, input).await.map_err(secretsmanager_error)?;
             to_json(&wire::IncidentResponse { incident: incident_out(incident) })
         }
         Operation::ApproveIncident => {
             let r: wire::IncidentIdRequest = parse(body)?;
-            let incident = service.approve_incident(ctx, &r.incident_id).await.map_err(sm)?;
+            let incident = service.approve_incident(ctx, &r.incident_id).await.map_err(secretsmanager_error)?;
             to_json(&wire::IncidentResponse { incident: incident_out(incident) })
         }
         Operation::GetIncident => {
             let r: wire::IncidentIdRequest = parse(body)?;
-            let incident = service.get_incident(ctx, &r.incident_id).await.map_err(sm)?;
+            let incident = service.get_incident(ctx, &r.incident_id).await.map_err(secretsmanager_error)?;
             to_json(&wire::IncidentResponse { incident: incident_out(incident) })
         }
         Operation::ListIncidents => {
             let _: wire::ListIncidentsRequest = parse(body)?;
-            let incidents = service.list_incidents(ctx).await.map_err(sm)?;
+            let incidents = service.list_incidents(ctx).await.map_err(secretsmanager_error)?;
             to_json(&wire::ListIncidentsResponse { incidents: incidents.into_iter().map(incident_out).collect() })
         }
     }

@@ -90,10 +90,11 @@ impl Fixture {
     }
 
     /// Sets the rotator without rotating now (RotateImmediately=false).
-    async fn configure(&self, id: &str, lambda: &str) {
+    async fn configure(&self, id: &str, lambda: &str, rules: Option<RotationRulesInput>) {
         let input = RotateSecretInput {
             secret_id: id.into(),
             rotation_lambda_arn: Some(lambda.into()),
+            rotation_rules: rules,
             rotate_immediately: Some(false),
             ..Default::default()
         };
@@ -286,38 +287,17 @@ async fn repeated_failures_are_abandoned_and_wait_for_the_next_schedule() {
     let r = f.describe(&arn).await.record.rotation;
     assert!(r.in_progress.is_none(), "abandoned after {MAX_ROTATION_ATTEMPTS} attempts");
     assert_eq!(r.failures, MAX_ROTATION_ATTEMPTS);
-    assert!(r.next_rotation.unwrap() > f.clock.now_millis_for_test());
+    assert!(r.next_rotation.unwrap() > coffer_service::Clock::now_millis(f.clock.as_ref()));
     assert_eq!(f.value(&arn, "AWSPENDING").await.unwrap_err().kind, ErrorKind::NotFound);
     assert_eq!(f.value(&arn, "AWSCURRENT").await.unwrap().1, "v1");
-}
-
-trait ClockExt {
-    fn now_millis_for_test(&self) -> i64;
-}
-
-impl ClockExt for ManualClock {
-    fn now_millis_for_test(&self) -> i64 {
-        coffer_service::Clock::now_millis(self)
-    }
 }
 
 #[tokio::test]
 async fn the_scheduler_rotates_when_due_and_not_before() {
     let f = fixture();
     let arn = f.create("/prod/db/password", "p0", &[]).await;
-    f.service
-        .rotate_secret(
-            &ctx(),
-            RotateSecretInput {
-                secret_id: arn.clone(),
-                rotation_lambda_arn: Some(GENERATED.into()),
-                rotation_rules: Some(RotationRulesInput { automatically_after_days: Some(30), ..Default::default() }),
-                rotate_immediately: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let rules = RotationRulesInput { automatically_after_days: Some(30), ..Default::default() };
+    f.configure(&arn, GENERATED, Some(rules)).await;
     let r = f.describe(&arn).await.record.rotation;
     assert!(r.enabled);
     assert_eq!(r.next_rotation, Some(T0 + 30 * DAY));
@@ -530,7 +510,7 @@ async fn a_confirmed_breach_rotates_critical_and_high_secrets_after_a_second_app
     let medium = f.create("/prod/monitoring/dd", "m", &[("coffer:sensitivity", "medium")]).await;
     let no_rotator = f.create("/prod/legacy", "l", &[("coffer:sensitivity", "critical")]).await;
     for arn in [&critical, &high, &medium] {
-        f.configure(arn, GENERATED).await;
+        f.configure(arn, GENERATED, None).await;
     }
     let alice = responder(&f, "alice").await;
     let bob = responder(&f, "bob").await;
@@ -581,7 +561,7 @@ async fn an_urgent_bypass_rotates_at_once_and_types_select_as_the_playbook_says(
     let auth = f.create("/prod/sso", "s", &[("coffer:category", "authentication")]).await;
     let other = f.create("/prod/other", "o", &[]).await;
     for arn in [&vendor, &auth, &other] {
-        f.configure(arn, GENERATED).await;
+        f.configure(arn, GENERATED, None).await;
     }
     let departure = f
         .service
@@ -658,23 +638,12 @@ async fn a_cron_rotation_runs_in_its_window_and_a_missed_window_waits_for_the_ne
     let f = fixture();
     let arn = f.create("windowed", "w0", &[]).await;
     // T0 is 2023-11-14T22:13:20Z; daily at 23:00 UTC with a two-hour window.
-    f.service
-        .rotate_secret(
-            &ctx(),
-            RotateSecretInput {
-                secret_id: arn.clone(),
-                rotation_lambda_arn: Some(GENERATED.into()),
-                rotation_rules: Some(RotationRulesInput {
-                    schedule_expression: Some("cron(0 23 * * ? *)".into()),
-                    duration: Some("2h".into()),
-                    ..Default::default()
-                }),
-                rotate_immediately: Some(false),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let rules = RotationRulesInput {
+        schedule_expression: Some("cron(0 23 * * ? *)".into()),
+        duration: Some("2h".into()),
+        ..Default::default()
+    };
+    f.configure(&arn, GENERATED, Some(rules)).await;
     let first = f.describe(&arn).await.record.rotation.next_rotation.unwrap();
     assert_eq!(first, 1_700_002_800_000, "2023-11-14T23:00:00Z");
     // Inside the window: rotated.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use coffer_store::{EpochMillis, SecretRecord};
 use serde::{Deserialize, Serialize};
 
-use super::{RotationOutcome, CATEGORY_TAG, SENSITIVITY_TAG};
+use super::{tag, RotationOutcome, CATEGORY_TAG, SENSITIVITY_TAG};
 use crate::context::{ActorSource, RequestContext};
 use crate::error::{ErrorKind, ServiceError, ServiceResult};
 use crate::iam::Access;
@@ -99,10 +99,6 @@ pub struct Incident {
     pub started_at: Option<EpochMillis>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub finished_at: Option<EpochMillis>,
-}
-
-fn tag<'a>(secret: &'a SecretRecord, key: &str) -> Option<&'a str> {
-    secret.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
 
 /// Why the incident type selects `secret`, if it does.

@@ -365,7 +365,7 @@ pub struct RotationStatus {
     pub failures: u32,
 }
 
-fn tag<'a>(secret: &'a SecretRecord, key: &str) -> Option<&'a str> {
+pub(super) fn tag<'a>(secret: &'a SecretRecord, key: &str) -> Option<&'a str> {
     secret.tags.iter().find(|t| t.key == key).map(|t| t.value.as_str())
 }
 
@@ -432,8 +432,7 @@ impl Service {
         let immediately = input.rotate_immediately.unwrap_or(true);
         let requested_token = input.client_request_token.clone();
         let now = self.clock.now_millis();
-        let source = ctx.source.as_str().to_string();
-        let (identity, run) = self
+        let (identity, claimed) = self
             .modify(ctx, &input.secret_id, |state| {
                 not_deleted(state)?;
                 let mut secret = state.secret.clone();
@@ -450,7 +449,7 @@ impl Service {
                 }
                 let mut run = None;
                 if immediately {
-                    let claimed = claim(state, requested_token.clone(), now, &source, None)?;
+                    let claimed = claim(state, requested_token.clone(), now, ctx.source, None)?;
                     secret.rotation.in_progress = Some(claimed.clone());
                     run = Some(claimed);
                 } else if rules.is_some() || secret.rotation.next_rotation.is_none() {
@@ -463,14 +462,14 @@ impl Service {
                     version_id: run.as_ref().map(|r: &RotationRun| r.token.clone()),
                 };
                 secret.last_changed = now;
-                Ok(super::metadata_only(state, secret, (identity, run)))
+                let claimed = run.map(|run| Claimed::of(&secret, run));
+                Ok(super::metadata_only(state, secret, (identity, claimed)))
             })
             .await?;
-        if let Some(run) = run {
+        if let Some(claimed) = claimed {
             let source =
                 if ctx.source == ActorSource::Emergency { ActorSource::Emergency } else { ActorSource::Rotation };
-            self.run_claimed(&current.secret.region, &identity.arn, &identity.name, run, &lambda_arn, rotator, source)
-                .await;
+            self.run_claimed(claimed, rotator, source).await;
         }
         Ok(identity)
     }
@@ -500,33 +499,19 @@ impl Service {
     }
 
     /// Runs the steps of a claimed rotation and records how it ended.
-    // One rotation's identity and its runner; bundling them would only rename them.
-    #[allow(clippy::too_many_arguments)]
-    async fn run_claimed(
-        &self,
-        region: &str,
-        arn: &str,
-        name: &str,
-        run: RotationRun,
-        lambda_arn: &str,
-        rotator: Arc<dyn Rotator>,
-        source: ActorSource,
-    ) -> RotationOutcome {
-        let metadata = match self.resolve_internal(region, arn).await {
-            Ok(state) => state.secret.rotation.metadata.clone(),
-            Err(_) => Vec::new(),
-        };
+    async fn run_claimed(&self, claimed: Claimed, rotator: Arc<dyn Rotator>, source: ActorSource) -> RotationOutcome {
+        let arn = claimed.arn.as_str();
         let job = RotationJob {
             service: self,
-            region: region.to_string(),
-            arn: arn.to_string(),
-            name: name.to_string(),
-            token: run.token.clone(),
+            region: claimed.region.clone(),
+            arn: claimed.arn.clone(),
+            name: claimed.name,
+            token: claimed.run.token,
             rotation_token: new_token(),
-            lambda_arn: lambda_arn.to_string(),
-            metadata,
+            lambda_arn: claimed.lambda_arn,
+            metadata: claimed.metadata,
             source,
-            incident_id: run.incident_id.clone(),
+            incident_id: claimed.run.incident_id,
         };
         for step in RotationStep::ALL {
             if step == RotationStep::FinishSecret && rotator.service_finishes() {
@@ -546,18 +531,6 @@ impl Service {
             }
         }
         self.rotation_succeeded(&job, rotator.as_ref()).await
-    }
-
-    /// Loads a secret by ARN for the service's own work (no caller to authorize).
-    async fn resolve_internal(&self, region: &str, arn: &str) -> ServiceResult<Arc<SecretState>> {
-        let ctx = RequestContext::internal(
-            &self.config.account_id,
-            region,
-            ActorSource::Rotation,
-            SECRETS_EVENT_SOURCE,
-            "DescribeSecret",
-        );
-        self.resolve(&ctx, arn, false).await
     }
 
     async fn rotation_succeeded(&self, job: &RotationJob<'_>, rotator: &dyn Rotator) -> RotationOutcome {
@@ -688,18 +661,18 @@ impl Service {
             ServiceError::new(ErrorKind::AccessDenied, format!("No rotator is configured for {lambda_arn}."))
         })?;
         let now = self.clock.now_millis();
-        let source_name = source.as_str().to_string();
-        let (name, run) = self
+        let claimed = self
             .modify(&ctx, arn, |state| {
                 not_deleted(state)?;
                 let mut secret = state.secret.clone();
-                let run = claim(state, None, now, &source_name, incident_id.clone())?;
+                let run = claim(state, None, now, source, incident_id.clone())?;
                 secret.rotation.in_progress = Some(run.clone());
-                Ok(super::metadata_only(state, secret, (state.secret.name.clone(), run)))
+                let claimed = Claimed::of(&secret, run);
+                Ok(super::metadata_only(state, secret, claimed))
             })
             .await?;
         let rotation_source = if source == ActorSource::Emergency { source } else { ActorSource::Rotation };
-        Ok(self.run_claimed(region, arn, &name, run, &lambda_arn, rotator, rotation_source).await)
+        Ok(self.run_claimed(claimed, rotator, rotation_source).await)
     }
 
     /// One pass of the rotation scheduler over a region: rotations that are due (or whose retry time
@@ -885,6 +858,29 @@ fn status_of(record: &SecretRecord) -> RotationStatus {
     }
 }
 
+/// A rotation whose claim was committed: what its steps need, taken from the record the claim wrote.
+struct Claimed {
+    region: String,
+    arn: String,
+    name: String,
+    run: RotationRun,
+    lambda_arn: String,
+    metadata: Vec<(String, String)>,
+}
+
+impl Claimed {
+    fn of(secret: &SecretRecord, run: RotationRun) -> Claimed {
+        Claimed {
+            region: secret.region.clone(),
+            arn: secret.arn.clone(),
+            name: secret.name.clone(),
+            run,
+            lambda_arn: secret.rotation.lambda_arn.clone().unwrap_or_default(),
+            metadata: secret.rotation.metadata.clone(),
+        }
+    }
+}
+
 /// Claims a secret for a rotation, or refuses when another rotation holds it. The service's own
 /// actors (scheduler, emergency) take over a lapsed claim (its node died, or its attempt failed and
 /// awaits a retry) with its token, so the rotation resumes instead of starting a second pending
@@ -893,12 +889,11 @@ fn claim(
     state: &SecretState,
     requested_token: Option<String>,
     now: EpochMillis,
-    source: &str,
+    source: ActorSource,
     incident_id: Option<String>,
 ) -> ServiceResult<RotationRun> {
     if let Some(run) = &state.secret.rotation.in_progress {
-        let internal = source == ActorSource::Scheduler.as_str() || source == ActorSource::Emergency.as_str();
-        if run.lease_until > now || !internal {
+        if run.lease_until > now || !source.is_internal() {
             return Err(ServiceError::invalid_request(IN_PROGRESS));
         }
         let mut resumed = run.clone();
@@ -928,7 +923,7 @@ fn claim(
         token,
         started: now,
         lease_until: now + ROTATION_LEASE_MILLIS,
-        source: source.to_string(),
+        source: source.as_str().to_string(),
         incident_id,
         attempts: 1,
     })
