@@ -19,6 +19,7 @@ pub mod rotation;
 pub mod scan;
 pub mod secretsmanager;
 pub mod ssm;
+pub mod status;
 pub mod sts;
 
 use std::net::SocketAddr;
@@ -89,6 +90,8 @@ enum Target {
     Scan(scan::Operation),
     /// Coffer's `CofferRotation.<Op>` (signed as Secrets Manager).
     Rotation(rotation::Operation),
+    /// Coffer's `CofferStatus.<Op>` (signed as Secrets Manager).
+    Status(status::Operation),
 }
 
 /// The audit log's event source of a signing service.
@@ -135,6 +138,7 @@ impl Target {
             "CofferRotation" => {
                 Ok((rotation::Operation::parse(op).map(Target::Rotation), coffer_wire::rotation::SERVICE))
             }
+            "CofferStatus" => Ok((status::Operation::parse(op).map(Target::Status), coffer_wire::status::SERVICE)),
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -325,6 +329,7 @@ where
         Some(Target::CloudTrail(op)) => cloudtrail::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::Scan(op)) => scan::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::Rotation(op)) => rotation::dispatch(&state.service, &ctx, op, &body).await,
+        Some(Target::Status(op)) => status::dispatch(&state.service, &ctx, op, &body).await,
     };
     // Fail closed: an answer whose event cannot be taken is not given.
     state.service.record_request(&ctx, &audit::outcome(&answer)).await.map_err(error::audit_error)?;

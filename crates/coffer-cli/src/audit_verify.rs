@@ -14,7 +14,7 @@ pub struct VerifyArgs {
     /// The data directory (its coffer.db) to check; a copy is fine
     #[arg(long, conflicts_with = "storage")]
     data_dir: Option<PathBuf>,
-    /// Storage URL instead of a data directory: sqlite://PATH
+    /// Storage URL instead of a data directory: sqlite://PATH or postgres://... (opened read-only)
     #[arg(long)]
     storage: Option<String>,
     /// The PEM public key that verifies the digests. Take it from a trusted copy: the one inside the
@@ -27,20 +27,18 @@ pub struct VerifyArgs {
 const PAGE: usize = 10_000;
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let (db, key_path) = match (&args.data_dir, &args.storage) {
+    let (store_url, key_path) = match (&args.data_dir, &args.storage) {
         (Some(dir), _) => (
-            dir.join("coffer.db"),
+            format!("sqlite://{}", dir.join("coffer.db").display()),
             args.public_key.clone().unwrap_or_else(|| dir.join(coffer_server::AUDIT_PUBLIC_KEY_FILE)),
         ),
         (None, Some(url)) => {
-            let path = url
-                .strip_prefix("sqlite://")
-                .filter(|p| !p.is_empty())
-                .with_context(|| format!("unsupported storage URL {url:?}: use sqlite://PATH"))?;
             let key = args.public_key.clone().context("--public-key is needed with --storage")?;
-            (PathBuf::from(path), key)
+            (url.clone(), key)
         }
-        (None, None) => anyhow::bail!("say which data to check: --data-dir DIR or --storage sqlite://PATH"),
+        (None, None) => {
+            anyhow::bail!("say which data to check: --data-dir DIR or --storage sqlite://PATH|postgres://...")
+        }
     };
     if args.public_key.is_none() {
         eprintln!(
@@ -50,11 +48,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let key = read_key(&key_path)?;
-    let store = coffer_store_sqlite::SqliteStore::open_read_only(&db)
-        .await
-        .with_context(|| format!("opening {} read-only", db.display()))?;
+    let store = coffer_server::storage::open_url(&store_url, coffer_server::storage::OpenMode::ReadOnly).await?;
     let started = Instant::now();
-    let report = check(&store, key).await?;
+    let report = check(store.as_ref(), key).await?;
     let elapsed = started.elapsed();
     let rate = report.records_checked as f64 / elapsed.as_secs_f64().max(1e-9);
     println!(

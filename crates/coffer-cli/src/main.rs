@@ -17,6 +17,8 @@ mod rotation;
 mod scan;
 mod secret;
 mod server;
+mod status;
+mod storage;
 mod sts;
 mod template;
 mod validate;
@@ -97,6 +99,11 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Check that required secrets and parameters exist, can be read, and meet a manifest's rules (exit 1 if not)
     Validate(validate::ValidateArgs),
+    /// A node's detailed status: version, storage, counts, audit log, scheduler (exit 1 if unhealthy)
+    Status(status::StatusArgs),
+    /// Move an installation between SQLite and PostgreSQL (stop the nodes first)
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -133,6 +140,8 @@ fn main() -> ExitCode {
             Command::Template(args) => template::run(args).await,
             Command::Validate(args) => validate::run(args).await,
             Command::Agent(args) => agent::run(args).await,
+            Command::Storage(cmd) => storage::run(cmd).await,
+            Command::Status(args) => status::run(args).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());
                 Ok(ExitCode::SUCCESS)

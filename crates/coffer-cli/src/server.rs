@@ -60,6 +60,22 @@ pub struct ServerArgs {
     /// Record nothing: only to measure the audit log's cost, never in production
     #[arg(long)]
     no_audit: bool,
+    /// With PostgreSQL: strong (every cached read checked against the database, so a write on any node
+    /// is seen by the next read on all) or cached (served from cache until a change notice arrives)
+    /// [default: strong]
+    #[arg(long, value_parser = parse_consistency)]
+    read_consistency: Option<coffer_server::config::ReadConsistency>,
+    /// Seconds between scheduler passes (deletions, rotations, key rotation) [default: 60]
+    #[arg(long)]
+    scheduler_interval_secs: Option<u64>,
+}
+
+fn parse_consistency(s: &str) -> Result<coffer_server::config::ReadConsistency, String> {
+    match s {
+        "strong" => Ok(coffer_server::config::ReadConsistency::Strong),
+        "cached" => Ok(coffer_server::config::ReadConsistency::Cached),
+        other => Err(format!("unknown read consistency {other:?}: use strong or cached")),
+    }
 }
 
 fn parse_source(s: &str) -> Result<MasterKeySource, String> {
@@ -150,6 +166,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     if args.no_audit {
         config.audit.enabled = false;
+    }
+    if let Some(v) = args.read_consistency {
+        config.read_consistency = v;
+    }
+    if let Some(v) = args.scheduler_interval_secs {
+        config.scheduler_interval_secs = v;
     }
     let data_dir = config.data_dir.clone();
     let server = coffer_server::start(config).await.context("coffer could not start")?;

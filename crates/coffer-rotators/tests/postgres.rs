@@ -8,9 +8,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use coffer_testpg::{Auth, PrivatePostgres};
 
 use coffer_crypto::SecretBytes;
 use coffer_service::secrets::rotation::RotateSecretInput;
@@ -22,65 +22,18 @@ const SUPERUSER_PASSWORD: &str = "synthetic-superuser-password";
 const SINGLE: &str = "arn:aws:lambda:us-east-1:123456789012:function:coffer-postgres-single-user";
 const ALTERNATING: &str = "arn:aws:lambda:us-east-1:123456789012:function:coffer-postgres-alternating-users";
 
-/// A private PostgreSQL instance, stopped and removed on drop.
+/// A private PostgreSQL instance with password authentication, stopped and removed on drop.
 struct Instance {
-    bin: PathBuf,
-    data: PathBuf,
+    /// Kept for its lifetime: dropping it stops the server.
+    _server: PrivatePostgres,
     port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-fn postgres_bin() -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is installed under /usr/lib/postgresql")
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|p| p.join("initdb").exists())
-        .collect();
-    found.sort();
-    found.pop().expect("an initdb under /usr/lib/postgresql/*/bin")
-}
-
-fn as_postgres(bin: &Path, program: &str) -> Command {
-    let mut cmd = Command::new("runuser");
-    cmd.args(["-u", "postgres", "--"]).arg(bin.join(program));
-    cmd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Instance {
     fn start() -> Instance {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("chown").arg("postgres:postgres").arg(dir.path()).status().unwrap();
-        assert!(status.success(), "chown the instance directory to postgres (the tests run as root)");
-        let pwfile = dir.path().join("pw");
-        std::fs::write(&pwfile, SUPERUSER_PASSWORD).unwrap();
-        Command::new("chown").arg("postgres:postgres").arg(&pwfile).status().unwrap();
-        let bin = postgres_bin();
-        let data = dir.path().join("data");
-        let out = as_postgres(&bin, "initdb")
-            .arg("-D")
-            .arg(&data)
-            .args(["-A", "scram-sha-256", "-U", "postgres", "--no-sync"])
-            .arg(format!("--pwfile={}", pwfile.display()))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
-        let port = free_port();
-        let child = as_postgres(&bin, "postgres")
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .arg("-k")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Instance { bin, data, port, child, _dir: dir }
+        let server = PrivatePostgres::start(Auth::Password(SUPERUSER_PASSWORD));
+        let port = server.port();
+        Instance { _server: server, port }
     }
 
     async fn connect(&self, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
@@ -112,14 +65,6 @@ impl Instance {
             Ok(client) => client.query_one("SELECT 1", &[]).await.is_ok(),
             Err(_) => false,
         }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = as_postgres(&self.bin, "pg_ctl").arg("-D").arg(&self.data).args(["-m", "immediate", "stop"]).output();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -54,6 +54,21 @@ pub struct ServerConfig {
     /// other nodes normally refresh it at once; this bounds how stale it gets when one is lost. With
     /// SQLite only this node writes, and entries never expire.
     pub cache_max_age_ms: Option<u64>,
+    /// With PostgreSQL storage: how reads see other nodes' writes. `strong` (the default): a cached
+    /// secret or parameter is checked against the database's revision (one single-row read) before
+    /// it is served, so a write acknowledged by any node is seen by the next read on every node.
+    /// `cached`: served from the node's cache until a change notice names it (normally milliseconds
+    /// after the write; `cache_max_age_ms` if a notice is lost) — faster, eventually consistent.
+    pub read_consistency: ReadConsistency,
+}
+
+/// How reads see other nodes' writes (PostgreSQL storage).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadConsistency {
+    #[default]
+    Strong,
+    Cached,
 }
 
 /// `cache_max_age_ms` when PostgreSQL storage does not say.
@@ -152,6 +167,7 @@ impl Default for ServerConfig {
             audit: AuditSettings::default(),
             rotation: RotationSettings::default(),
             cache_max_age_ms: None,
+            read_consistency: ReadConsistency::default(),
         }
     }
 }
@@ -168,18 +184,7 @@ impl ServerConfig {
         let Some(url) = self.storage.as_deref() else {
             return Ok(StorageBackend::Sqlite(self.data_dir.join("coffer.db")));
         };
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            if path.is_empty() {
-                anyhow::bail!("the storage URL sqlite:// names no file: use sqlite://PATH");
-            }
-            return Ok(StorageBackend::Sqlite(PathBuf::from(path)));
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            // Checked here so a malformed URL stops the start before anything else happens.
-            coffer_store_postgres::parse_url(url).map_err(|e| anyhow::anyhow!("storage URL: {e}"))?;
-            return Ok(StorageBackend::Postgres(url.to_string()));
-        }
-        anyhow::bail!("unsupported storage URL {:?}: use sqlite://PATH or postgres://...", redact_password(url))
+        StorageBackend::parse(url)
     }
 
     /// How long the service trusts a cached secret or parameter (`cache_max_age_ms`): only with
@@ -192,6 +197,13 @@ impl ServerConfig {
             }
             _ => None,
         }
+    }
+
+    /// Whether the service validates cached reads against the store: with PostgreSQL under `strong`
+    /// read consistency (with SQLite every write passes through this node's caches).
+    pub fn validate_cached_reads(&self) -> bool {
+        matches!(self.storage_backend(), Ok(StorageBackend::Postgres(_)))
+            && self.read_consistency == ReadConsistency::Strong
     }
 
     /// The SQLite database path this configuration selects; an error when it selects PostgreSQL.
@@ -251,6 +263,24 @@ pub enum StorageBackend {
     Sqlite(PathBuf),
     /// A PostgreSQL database, by its URL (which may hold a password: never log it as is).
     Postgres(String),
+}
+
+impl StorageBackend {
+    /// Parses a storage URL: `sqlite://PATH` or `postgres://...` (`postgresql://...`).
+    pub fn parse(url: &str) -> anyhow::Result<StorageBackend> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                anyhow::bail!("the storage URL sqlite:// names no file: use sqlite://PATH");
+            }
+            return Ok(StorageBackend::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // Checked here so a malformed URL stops the start before anything else happens.
+            coffer_store_postgres::parse_url(url).map_err(|e| anyhow::anyhow!("storage URL: {e}"))?;
+            return Ok(StorageBackend::Postgres(url.to_string()));
+        }
+        anyhow::bail!("unsupported storage URL {:?}: use sqlite://PATH or postgres://...", redact_password(url))
+    }
 }
 
 /// `url` fit for a message: the password of its `user:password@` part replaced by `***`, and its query

@@ -184,6 +184,7 @@ fn build_service(store: Arc<dyn Store>, keyring: Arc<Keyring>, config: &ServerCo
             account_id: config.account_id.clone(),
             max_versions: config.max_versions,
             cache_max_age: config.cache_max_age(),
+            validate_cached_reads: config.validate_cached_reads(),
             audit: AuditConfig {
                 enabled: config.audit.enabled,
                 flush_interval: Duration::from_millis(config.audit.flush_interval_ms),
@@ -439,11 +440,18 @@ fn spawn_deletion_scheduler(
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
+                    // With several nodes over one database, one of them runs the duties.
+                    if !service.hold_scheduler_leadership().await {
+                        continue;
+                    }
+                    let mut failed: Vec<&str> = Vec::new();
                     if let Err(e) = service.purge_due_deletions().await {
                         tracing::warn!(error = %e, "scheduled deletion pass failed");
+                        failed.push("scheduled deletion");
                     }
                     if let Err(e) = service.purge_expired_parameters(&region).await {
                         tracing::warn!(error = %e, "parameter expiration pass failed");
+                        failed.push("parameter expiration");
                     }
                     match service.rotate_due_keys(&region).await {
                         Ok(0) => {}
@@ -451,7 +459,10 @@ fn spawn_deletion_scheduler(
                             tracing::info!(keys = n, "rotated KMS keys on schedule");
                             rewrap_due = true;
                         }
-                        Err(e) => tracing::warn!(error = %e, "key rotation pass failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "key rotation pass failed");
+                            failed.push("key rotation");
+                        }
                     }
                     if rotation.scheduler {
                         match service.rotate_due_secrets(&region, rotation.concurrency).await {
@@ -462,11 +473,15 @@ fn spawn_deletion_scheduler(
                                 "rotation pass"
                             ),
                             Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, "rotation pass failed"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "rotation pass failed");
+                                failed.push("secret rotation");
+                            }
                         }
                     }
                     if let Err(e) = service.purge_due_key_deletions(&region).await {
                         tracing::warn!(error = %e, "key deletion pass failed");
+                        failed.push("key deletion");
                     }
                     if rewrap_due || service.take_rewrap_request() {
                         match service.rewrap_region(&region).await {
@@ -476,12 +491,19 @@ fn spawn_deletion_scheduler(
                                     tracing::info!(rewrapped = report.rewrapped, skipped = report.skipped, "re-wrapped data keys under the newest key material");
                                 }
                             }
-                            Err(e) => tracing::warn!(error = %e, "re-wrap pass failed"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "re-wrap pass failed");
+                                failed.push("re-wrap");
+                            }
                         }
                     }
+                    service.record_scheduler_pass(
+                        (!failed.is_empty()).then(|| format!("failed: {}", failed.join(", "))),
+                    );
                 }
                 _ = shutdown.changed() => break,
             }
         }
+        service.release_scheduler_leadership().await;
     });
 }

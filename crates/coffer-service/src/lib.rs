@@ -22,7 +22,9 @@ pub mod kms;
 pub mod parameters;
 pub mod password;
 pub mod scan;
+pub mod scheduler;
 pub mod secrets;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -47,6 +49,11 @@ pub struct ServiceConfig {
     /// can get when the notice of another node's change is lost. `None` (or zero): for ever, for a
     /// store only this node writes, where every change passes through its caches.
     pub cache_max_age: Option<std::time::Duration>,
+    /// Check every cached secret or parameter against the store's revision before serving it (one
+    /// single-row read): a write acknowledged by any node is then seen by the next read on every
+    /// node. For a store several nodes share; without it a cached copy may be served until the
+    /// change notice arrives (milliseconds), or for `cache_max_age` if the notice is lost.
+    pub validate_cached_reads: bool,
 }
 
 impl Default for ServiceConfig {
@@ -57,6 +64,7 @@ impl Default for ServiceConfig {
             version_min_age_millis: 86_400_000,
             audit: audit::AuditConfig::default(),
             cache_max_age: Some(std::time::Duration::from_secs(5)),
+            validate_cached_reads: false,
         }
     }
 }
@@ -65,6 +73,8 @@ impl Default for ServiceConfig {
 pub struct Service {
     store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
+    /// Whether this node leads the background duties, and how its last pass went.
+    scheduler: scheduler::SchedulerState,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     cache: cache::SecretCache,
@@ -90,6 +100,7 @@ impl Service {
             audit: audit::AuditLog::new(config.audit.clone(), store.clone()),
             store,
             keyring,
+            scheduler: Default::default(),
             clock,
             config,
             cache: cache::SecretCache::new(freshness.clone()),

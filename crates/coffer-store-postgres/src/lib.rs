@@ -49,6 +49,7 @@ use tokio_postgres::{IsolationLevel, NoTls};
 mod audit;
 mod changes;
 mod error;
+mod leader;
 mod read;
 mod schema;
 mod write;
@@ -113,6 +114,8 @@ pub struct PostgresStore {
     feed: Mutex<Option<broadcast::Sender<ChangeNotice>>>,
     /// Stops the change listener when set, or when dropped with the store.
     stop_listener: watch::Sender<bool>,
+    /// The scheduler lock's connection while this node leads.
+    leadership: leader::Leadership,
 }
 
 impl PostgresStore {
@@ -128,7 +131,25 @@ impl PostgresStore {
     /// Errors: [`StoreError::SchemaTooNew`] if the schema was written by a newer Coffer (nothing is
     /// changed); [`StoreError::Unavailable`] if the server cannot be reached, refuses the login, or the
     /// `search_path` names no existing schema.
-    pub async fn open_with(mut config: tokio_postgres::Config, options: PoolOptions) -> StoreResult<PostgresStore> {
+    pub async fn open_with(config: tokio_postgres::Config, options: PoolOptions) -> StoreResult<PostgresStore> {
+        Self::connect(config, options, true).await
+    }
+
+    /// Connects to an existing installation without changing it: nothing is migrated (a schema of
+    /// another version than this binary's is refused), and every transaction is read-only. For the
+    /// offline checks (`coffer audit verify`) and the source of a copy (`coffer storage migrate`).
+    pub async fn open_read_only(url: &str) -> StoreResult<PostgresStore> {
+        let mut config = parse_url(url).map_err(StoreError::Unavailable)?;
+        let options = format!("{} -c default_transaction_read_only=on", config.get_options().unwrap_or_default());
+        config.options(options.trim_start());
+        Self::connect(config, PoolOptions::default(), false).await
+    }
+
+    async fn connect(
+        mut config: tokio_postgres::Config,
+        options: PoolOptions,
+        migrate: bool,
+    ) -> StoreResult<PostgresStore> {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -147,10 +168,20 @@ impl PostgresStore {
             .create_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::Unavailable(format!("postgres: building the connection pool: {e}")))?;
-        let store =
-            PostgresStore { pool, server, config, feed: Mutex::new(None), stop_listener: watch::channel(false).0 };
+        let store = PostgresStore {
+            pool,
+            server,
+            config,
+            feed: Mutex::new(None),
+            stop_listener: watch::channel(false).0,
+            leadership: leader::Leadership::default(),
+        };
         let mut client = store.client().await?;
-        schema::migrate(&mut client).await.map_err(|e| store.context(e))?;
+        if migrate {
+            schema::migrate(&mut client).await.map_err(|e| store.context(e))?;
+        } else {
+            schema::require_current(&client).await.map_err(|e| store.context(e))?;
+        }
         drop(client);
         tracing::info!(server = %store.server, "opened PostgreSQL storage");
         Ok(store)
@@ -262,6 +293,14 @@ impl Store for PostgresStore {
         Some(receiver)
     }
 
+    async fn hold_scheduler_leadership(&self) -> StoreResult<bool> {
+        self.leadership.hold(&self.config, &self.server).await.map_err(|e| self.context(e))
+    }
+
+    async fn release_scheduler_leadership(&self) {
+        self.leadership.release().await
+    }
+
     async fn load_secret_by_name(&self, region: &str, name: &str) -> StoreResult<Option<SecretState>> {
         read!(self, read::load_secret_by_name, region, name)
     }
@@ -272,6 +311,14 @@ impl Store for PostgresStore {
 
     async fn list_secrets(&self, region: &str) -> StoreResult<Vec<SecretRecord>> {
         read!(self, read::list_secrets, region)
+    }
+
+    async fn secret_revision(&self, arn: &str) -> StoreResult<Option<u64>> {
+        read!(self, read::secret_revision, arn)
+    }
+
+    async fn parameter_revision(&self, region: &str, name: &str) -> StoreResult<Option<u64>> {
+        read!(self, read::parameter_revision, region, name)
     }
 
     async fn write_secret(&self, write: SecretWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
@@ -419,6 +466,48 @@ impl Store for PostgresStore {
 
     async fn prune_audit(&self, before_seq: u64, keep_digests_from: u64, limit: usize) -> StoreResult<u64> {
         Ok(self.write(WriteOp::PruneAudit { before_seq, keep_digests_from, limit }, &[]).await?.count)
+    }
+
+    async fn list_settings(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        read!(self, read::list_settings)
+    }
+
+    async fn list_regions(&self) -> StoreResult<Vec<String>> {
+        read!(self, read::list_regions)
+    }
+
+    async fn list_all_access_keys(&self) -> StoreResult<Vec<AccessKeyRecord>> {
+        read!(self, read::list_all_access_keys)
+    }
+
+    async fn start_audit_log_at(&self, head: AuditHead, last_digest_number: u64) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_pg)?;
+        let seq = i64::try_from(head.seq)
+            .map_err(|_| StoreError::InvalidWrite(format!("audit seq {} out of range", head.seq)))?;
+        let number = i64::try_from(last_digest_number)
+            .map_err(|_| StoreError::InvalidWrite(format!("digest number {last_digest_number} out of range")))?;
+        // Both head rows locked, then the emptiness checked under the locks: an append racing this
+        // either committed first (and this refuses) or waits for it.
+        let untouched: bool = tx
+            .query_one(
+                "SELECT h.seq = 0 AND d.number = 0 AND NOT EXISTS (SELECT 1 FROM audit_events) \
+                 AND NOT EXISTS (SELECT 1 FROM audit_digests) \
+                 FROM audit_head h, audit_digest_head d WHERE h.id = 0 AND d.id = 0 FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(map_pg)?
+            .try_get(0)
+            .map_err(|e| error::corrupt(format!("postgres: reading the audit head: {e}")))?;
+        if !untouched {
+            return Err(StoreError::Conflict);
+        }
+        tx.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 0", &[&seq, &head.hash.as_slice()])
+            .await
+            .map_err(map_pg)?;
+        tx.execute("UPDATE audit_digest_head SET number = $1 WHERE id = 0", &[&number]).await.map_err(map_pg)?;
+        tx.commit().await.map_err(|e| self.context(map_pg(e)))
     }
 }
 

@@ -361,3 +361,39 @@ pub(crate) async fn list_aliases(client: &Client, region: &str) -> StoreResult<V
     .map(alias_from_row)
     .collect()
 }
+
+pub(crate) async fn list_settings(client: &Client) -> StoreResult<Vec<(String, Vec<u8>)>> {
+    query(client, "SELECT key, value FROM settings ORDER BY key", &[])
+        .await?
+        .iter()
+        .map(|r| Ok((get(r, 0, "setting key")?, get(r, 1, "setting value")?)))
+        .collect()
+}
+
+pub(crate) async fn list_regions(client: &Client) -> StoreResult<Vec<String>> {
+    let sql = "SELECT region FROM secrets UNION SELECT region FROM parameters UNION SELECT region FROM kms_keys \
+               UNION SELECT region FROM kms_aliases ORDER BY 1";
+    query(client, sql, &[]).await?.iter().map(|r| get(r, 0, "region")).collect()
+}
+
+pub(crate) async fn list_all_access_keys(client: &Client) -> StoreResult<Vec<AccessKeyRecord>> {
+    let sql = concat!("SELECT ", access_key_columns!(), " FROM access_keys ORDER BY access_key_id");
+    query(client, sql, &[]).await?.iter().map(access_key_from_row).collect()
+}
+
+/// One column of one row by primary key: the per-read check of a cached copy.
+pub(crate) async fn secret_revision(client: &Client, arn: &str) -> StoreResult<Option<u64>> {
+    query(client, "SELECT revision FROM secrets WHERE arn = $1", &[&arn])
+        .await?
+        .first()
+        .map(|r| revision_from_sql(get(r, 0, "secret revision")?))
+        .transpose()
+}
+
+pub(crate) async fn parameter_revision(client: &Client, region: &str, name: &str) -> StoreResult<Option<u64>> {
+    query(client, "SELECT revision FROM parameters WHERE region = $1 AND name = $2", &[&region, &name])
+        .await?
+        .first()
+        .map(|r| revision_from_sql(get(r, 0, "parameter revision")?))
+        .transpose()
+}

@@ -112,6 +112,35 @@ pub(crate) async fn migrate(client: &mut Client) -> StoreResult<()> {
     Ok(())
 }
 
+/// Refuses a schema that is not exactly this binary's version (older: start a node on it once to
+/// migrate it; newer: use a newer Coffer), without writing anything.
+pub(crate) async fn require_current(client: &Client) -> StoreResult<()> {
+    let row = client
+        .query_one(
+            "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0::BIGINT \
+             ELSE (SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_version) END",
+            &[],
+        )
+        .await;
+    // `to_regclass` resolves through the search_path, but the subquery is planned even when the CASE
+    // does not take it: a missing table fails the statement, which means version 0.
+    let found: i64 = match row {
+        Ok(row) => row.try_get(0).map_err(|e| corrupt(format!("postgres: reading the schema version: {e}")))?,
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => 0,
+        Err(e) => return Err(map_pg(e)),
+    };
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew { found, supported: SCHEMA_VERSION });
+    }
+    if found < SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "postgres: the schema is at version {found}, not {SCHEMA_VERSION}: start a Coffer node on it once to \
+             migrate it (an empty schema has no Coffer installation)"
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

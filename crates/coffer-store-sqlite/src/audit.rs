@@ -1202,6 +1202,33 @@ fn walk_events(
     Ok((out, (read == budget).then_some(last)))
 }
 
+/// Makes a log that never held a record or digest continue from `head` (see
+/// [`Store::start_audit_log_at`](coffer_store::Store::start_audit_log_at)), in an IMMEDIATE transaction
+/// of a connection of its own.
+pub(crate) fn start_log_at(path: &std::path::Path, head: AuditHead, last_digest_number: u64) -> StoreResult<()> {
+    let mut conn = Connection::open(path).map_err(map_sqlite)?;
+    conn.busy_timeout(crate::schema::BUSY_TIMEOUT).map_err(map_sqlite)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(map_sqlite)?;
+    let untouched: bool = tx
+        .query_row(
+            "SELECT seq = 0 AND digest_number = 0 AND NOT EXISTS (SELECT 1 FROM audit_events) \
+             AND NOT EXISTS (SELECT 1 FROM audit_digests) FROM audit_head WHERE id = 0",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(map_sqlite)?;
+    if !untouched {
+        return Err(StoreError::Conflict);
+    }
+    let seq = to_sql_int(head.seq);
+    tx.execute(
+        "UPDATE audit_head SET seq = ?1, hash = ?2, max_time = NULL, digest_number = ?3, indexed_seq = ?1 WHERE id = 0",
+        params![seq, head.hash.as_slice(), to_sql_int(last_digest_number)],
+    )
+    .map_err(map_sqlite)?;
+    tx.commit().map_err(map_sqlite)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

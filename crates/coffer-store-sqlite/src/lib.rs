@@ -401,6 +401,30 @@ impl Store for SqliteStore {
         let pruned = self.write(WriteOp::PruneAudit { before_seq, keep_digests_from, limit }).await?;
         u64::try_from(pruned).map_err(|_| error::corrupt(format!("{pruned} pruned records out of range")))
     }
+
+    async fn list_settings(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        self.readers.read(reader::list_settings).await
+    }
+
+    async fn list_regions(&self) -> StoreResult<Vec<String>> {
+        self.readers.read(reader::list_regions).await
+    }
+
+    async fn list_all_access_keys(&self) -> StoreResult<Vec<AccessKeyRecord>> {
+        self.readers.read(reader::list_all_access_keys).await
+    }
+
+    async fn start_audit_log_at(&self, head: AuditHead, last_digest_number: u64) -> StoreResult<()> {
+        if self.read_only {
+            return Err(unavailable("the database is open read-only"));
+        }
+        // On a connection of its own, not the writer's: the writer notices another connection's commit
+        // (`PRAGMA data_version`) and reloads the chain's head before its next append.
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || audit::start_log_at(&path, head, last_digest_number))
+            .await
+            .map_err(|e| unavailable(format!("starting the audit log failed: {e}")))?
+    }
 }
 
 #[cfg(test)]

@@ -555,3 +555,43 @@ pub(crate) fn list_aliases(conn: &Connection, region: &str) -> StoreResult<Vec<A
     }
     Ok(out)
 }
+
+/// Every setting, by key.
+pub(crate) fn list_settings(conn: &Connection) -> StoreResult<Vec<(String, Vec<u8>)>> {
+    let mut stmt = conn.prepare_cached("SELECT key, value FROM settings ORDER BY key").map_err(map_sqlite)?;
+    let mut rows = stmt.query([]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        out.push((get(r, 0)?, get(r, 1)?));
+    }
+    Ok(out)
+}
+
+/// Every region holding a secret, parameter, KMS key or alias.
+pub(crate) fn list_regions(conn: &Connection) -> StoreResult<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT region FROM secrets UNION SELECT region FROM parameters UNION SELECT region FROM kms_keys \
+             UNION SELECT region FROM kms_aliases ORDER BY 1",
+        )
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        out.push(get(r, 0)?);
+    }
+    Ok(out)
+}
+
+/// Every access key, by id.
+pub(crate) fn list_all_access_keys(conn: &Connection) -> StoreResult<Vec<AccessKeyRecord>> {
+    let mut stmt = conn
+        .prepare_cached(concat!("SELECT ", access_key_columns!(), " FROM access_keys ORDER BY access_key_id"))
+        .map_err(map_sqlite)?;
+    let mut rows = stmt.query([]).map_err(map_sqlite)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(map_sqlite)? {
+        out.push(access_key_from_row(r)?);
+    }
+    Ok(out)
+}

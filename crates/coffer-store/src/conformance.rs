@@ -144,7 +144,10 @@ macro_rules! conformance_suite {
             audit_records_from_ascending,
             audit_seq_at_finds_the_first_record_at_or_after,
             audit_digests_compare_and_swap,
-            audit_prune_removes_oldest_records_and_their_lookups);
+            audit_prune_removes_oldest_records_and_their_lookups,
+            whole_store_listings,
+            audit_log_started_at_a_head_continues_it,
+            copy_into_and_out_of_the_backend_keeps_everything);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(
@@ -2853,4 +2856,155 @@ fn store_hash_before(all: &[(u64, AuditAppend)], seq: u64) -> [u8; 32] {
         hash = record_hash(*s, &hash, e.time_ms, &e.event_id, &e.body);
     }
     hash
+}
+
+// ---- Whole-store copies (`copy`).
+
+/// An installation with a bit of everything, in two regions, with an audit log whose oldest records
+/// were pruned (so a copy must keep seqs that do not start at 1).
+async fn populate_everything(store: &dyn Store) {
+    assert!(store.put_setting_if_absent("master-key-check", b"sealed check value").await.unwrap());
+    assert!(store.put_setting_if_absent("audit/signing", &[7; 48]).await.unwrap());
+    let mut full = SecretState {
+        secret: full_secret(REGION, "prod/db/password"),
+        versions: vec![
+            version("v1", &["AWSPREVIOUS"], 1000, vec![1; 80]),
+            version("v2", &["AWSCURRENT", "blue"], 2000, vec![2; 90]),
+            version("v3", &[], 2000, vec![3; 70]),
+        ],
+    };
+    full.secret.deletion_date = None;
+    create(store, &full).await;
+    create(store, &state("eu-west-1", "dev/api-key")).await;
+    let mut p = parameter(REGION, "/prod/backend/url");
+    p.versions.push(parameter_version(2, &["live"], vec![4; 40]));
+    p.revision = 2;
+    store.write_parameter(ParameterWrite::Create(p), None).await.unwrap();
+    store.write_parameter(ParameterWrite::Create(parameter("eu-west-1", "toplevel")), None).await.unwrap();
+    let mut key = kms_key(REGION, "1234abcd-12ab-34cd-56ef-1234567890ab", 10);
+    key.materials.push(KeyMaterialRecord { version: 2, created: 20, sealed: vec![2; 93] });
+    key.key.revision = 3;
+    store.write_kms_key(KmsKeyWrite::Create(key), None).await.unwrap();
+    let alias = AliasRecord {
+        region: REGION.into(),
+        alias_name: "alias/payments".into(),
+        target_key_id: "1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+        created: 30,
+        last_updated: 40,
+    };
+    store.write_alias(AliasWrite::Create(alias), None).await.unwrap();
+    let user =
+        IamEntityRecord { kind: IamKind::User, name: "alice".into(), document: b"{\"u\":1}".to_vec(), revision: 1 };
+    let policy = IamEntityRecord { kind: IamKind::Policy, name: "read".into(), document: b"{}".to_vec(), revision: 1 };
+    let access_key = |id: &str, user: &str| AccessKeyRecord {
+        access_key_id: id.into(),
+        sealed_secret: vec![9; 60],
+        principal_arn: format!("arn:aws:iam::000000000000:user/{user}"),
+        user_name: user.into(),
+        status: "Active".into(),
+        created: 50,
+    };
+    store
+        .write_iam(
+            vec![
+                IamWrite::Create(user.clone()),
+                IamWrite::Create(policy),
+                IamWrite::Update {
+                    expected_revision: 1,
+                    record: IamEntityRecord { document: b"{\"u\":2}".to_vec(), revision: 2, ..user },
+                },
+                IamWrite::InsertAccessKey(access_key("AKIAALICE00000000001", "alice")),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    store.insert_access_key(access_key("AKIAROOT000000000001", "root")).await.unwrap();
+
+    let events: Vec<AuditAppend> =
+        (1..=12).map(|i| audit_event(&format!("e{i}"), 100 + i, &[(A::EventName, "GetSecretValue")])).collect();
+    store.append_audit(Arc::new(events[..6].to_vec())).await.unwrap();
+    let digest = |n: u64, last_seq: u64| AuditDigestAppend {
+        time_ms: 200 + n as i64,
+        last_seq,
+        body: format!("digest {n}").into_bytes(),
+        signature: vec![n as u8; 64],
+    };
+    store.append_audit_digest(0, digest(1, 6)).await.unwrap();
+    store.append_audit(Arc::new(events[6..].to_vec())).await.unwrap();
+    store.append_audit_digest(1, digest(2, 12)).await.unwrap();
+    store.append_audit_digest(2, digest(3, 12)).await.unwrap();
+    assert_eq!(store.prune_audit(4, 2, 100).await.unwrap(), 3);
+}
+
+/// The enumerations a copy reads: settings by key, regions sorted and distinct, access keys by id.
+pub async fn whole_store_listings(store: &dyn Store) {
+    assert!(store.list_settings().await.unwrap().is_empty());
+    assert!(store.list_regions().await.unwrap().is_empty());
+    assert!(store.list_all_access_keys().await.unwrap().is_empty());
+    assert!(copy::is_empty(store).await.unwrap());
+    populate_everything(store).await;
+    let settings = store.list_settings().await.unwrap();
+    assert_eq!(settings.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["audit/signing", "master-key-check"]);
+    assert_eq!(settings[1].1, b"sealed check value");
+    assert_eq!(store.list_regions().await.unwrap(), vec!["eu-west-1".to_string(), REGION.to_string()]);
+    let keys = store.list_all_access_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.access_key_id.as_str()).collect::<Vec<_>>(),
+        vec!["AKIAALICE00000000001", "AKIAROOT000000000001"]
+    );
+    assert!(!copy::is_empty(store).await.unwrap());
+}
+
+/// A new log started at a head chains its next record to that head and numbers digests after it;
+/// a log that ever held a record or digest refuses to be restarted.
+pub async fn audit_log_started_at_a_head_continues_it(store: &dyn Store) {
+    let head = AuditHead { seq: 41, hash: [5; 32] };
+    store.start_audit_log_at(head, 6).await.unwrap();
+    assert_eq!(store.audit_head().await.unwrap(), head);
+    let after = store.append_audit(Arc::new(vec![audit_event("e42", 500, &[])])).await.unwrap();
+    assert_eq!(after.seq, 42);
+    let records = audit_all(store).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].seq, records[0].prev_hash), (42, [5; 32]));
+    assert_eq!(after.hash, record_hash(42, &[5; 32], 500, "e42", &records[0].body));
+    assert_eq!(store.audit_oldest_seq().await.unwrap(), Some(42));
+    let digest = AuditDigestAppend { time_ms: 501, last_seq: 42, body: b"d".to_vec(), signature: vec![1; 64] };
+    assert_eq!(store.append_audit_digest(6, digest).await.unwrap(), 7);
+    assert_eq!(store.start_audit_log_at(AuditHead { seq: 0, hash: GENESIS }, 0).await, Err(StoreError::Conflict));
+    assert_eq!(store.audit_head().await.unwrap().seq, 42);
+}
+
+/// A copy into this backend and a copy out of it both hold exactly what their source holds: every
+/// record and envelope byte, the audit chain from its pruned start with the same seqs and hashes, and
+/// the digests with their numbers. A second copy into a store that holds data is refused.
+pub async fn copy_into_and_out_of_the_backend_keeps_everything(store: &dyn Store) {
+    let source = crate::MemoryStore::new();
+    populate_everything(&source).await;
+    let mut steps = Vec::new();
+    let report = copy::copy_store(&source, store, &mut |step| steps.push(step)).await.unwrap();
+    assert_eq!((report.secrets, report.secret_versions, report.parameters, report.parameter_versions), (2, 4, 2, 3));
+    assert_eq!((report.kms_keys, report.aliases, report.iam_entities, report.access_keys), (1, 1, 2, 2));
+    assert_eq!((report.settings, report.audit_records, report.audit_digests, report.audit_head_seq), (2, 9, 2, 12));
+    assert!(steps.contains(&copy::CopyStep::Audit { copied: 9, total: 9 }));
+    assert_eq!(copy::compare(&source, store).await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.audit_oldest_seq().await.unwrap(), Some(4));
+    assert_eq!(store.audit_head().await.unwrap(), source.audit_head().await.unwrap());
+    // The copy keeps working as the original would: the next record and digest continue both chains.
+    let next = store.append_audit(Arc::new(vec![audit_event("e13", 300, &[])])).await.unwrap();
+    assert_eq!(next.seq, 13);
+    let digest = AuditDigestAppend { time_ms: 301, last_seq: 13, body: b"d4".to_vec(), signature: vec![4; 64] };
+    assert_eq!(store.append_audit_digest(3, digest).await.unwrap(), 4);
+
+    let back = crate::MemoryStore::new();
+    copy::copy_store(store, &back, &mut |_| {}).await.unwrap();
+    assert_eq!(copy::compare(store, &back).await.unwrap(), Vec::<String>::new());
+    // A difference is reported by name, not hidden.
+    back.write_secret(SecretWrite::Create(state(REGION, "only-in-the-copy")), None).await.unwrap();
+    let differences = copy::compare(store, &back).await.unwrap();
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert!(differences[0].contains("only-in-the-copy"), "{differences:?}");
+
+    let refused = copy::copy_store(&source, store, &mut |_| {}).await;
+    assert!(matches!(refused, Err(StoreError::InvalidWrite(_))), "{refused:?}");
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod copy;
 pub mod memory;
 
 pub use audit::{
@@ -542,6 +543,18 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Whether this node leads the background duties (scheduled deletion, rotation, key rotation) that
+    /// must run on one node at a time. Called before every scheduler pass: the answer holds until the
+    /// next call. A backend several nodes share takes a lock that the node's death releases (PostgreSQL:
+    /// a session advisory lock on a connection of its own), so leadership moves when the leader dies; a
+    /// backend only one node uses always leads.
+    async fn hold_scheduler_leadership(&self) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    /// Gives leadership up (at shutdown), so another node takes over at its next pass.
+    async fn release_scheduler_leadership(&self) {}
+
     /// Loads a secret and all its versions by exact name within a region.
     async fn load_secret_by_name(&self, region: &str, name: &str) -> StoreResult<Option<SecretState>>;
 
@@ -551,6 +564,18 @@ pub trait Store: Send + Sync + 'static {
     /// The metadata of every secret in a region (including those scheduled for deletion), ordered by
     /// creation time, oldest first.
     async fn list_secrets(&self, region: &str) -> StoreResult<Vec<SecretRecord>>;
+
+    /// A secret's current revision without loading it (`None` when no secret has that ARN): how a node
+    /// checks that its cached copy is still current when other nodes write to the same store. Backends
+    /// with a cheaper single-column read override the default, which loads the whole secret.
+    async fn secret_revision(&self, arn: &str) -> StoreResult<Option<u64>> {
+        Ok(self.load_secret_by_arn(arn).await?.map(|state| state.secret.revision))
+    }
+
+    /// A parameter's current revision without loading it, as [`secret_revision`](Self::secret_revision).
+    async fn parameter_revision(&self, region: &str, name: &str) -> StoreResult<Option<u64>> {
+        Ok(self.load_parameter(region, name).await?.map(|p| p.revision))
+    }
 
     /// Applies one decided change atomically and durably.
     async fn write_secret(&self, write: SecretWrite, audit: Option<AuditAppend>) -> StoreResult<()>;
@@ -670,4 +695,22 @@ pub trait Store: Send + Sync + 'static {
     /// lookup entries) and every digest numbered below `keep_digests_from`. Returns how many records
     /// went. The head never moves.
     async fn prune_audit(&self, before_seq: u64, keep_digests_from: u64, limit: usize) -> StoreResult<u64>;
+
+    // Whole-store copies (`coffer storage migrate`, see [`copy`]): enumerations that the per-record
+    // reads above do not offer, and the one write a copy of a pruned audit log needs.
+
+    /// Every setting, ordered by key.
+    async fn list_settings(&self) -> StoreResult<Vec<(String, Vec<u8>)>>;
+
+    /// Every region that holds a secret, parameter, KMS key or alias, sorted.
+    async fn list_regions(&self) -> StoreResult<Vec<String>>;
+
+    /// Every access key, ordered by id.
+    async fn list_all_access_keys(&self) -> StoreResult<Vec<AccessKeyRecord>>;
+
+    /// Makes an audit log that never held a record or a digest continue from `head` (the next record
+    /// is `head.seq + 1`, chained to `head.hash`) and number its next digest `last_digest_number + 1`:
+    /// how a copy of a pruned log keeps every seq, hash and digest number of the original.
+    /// [`StoreError::Conflict`] if the log ever held a record or digest.
+    async fn start_audit_log_at(&self, head: AuditHead, last_digest_number: u64) -> StoreResult<()>;
 }

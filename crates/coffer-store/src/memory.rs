@@ -626,4 +626,42 @@ impl Store for MemoryStore {
         log.digests.retain(|number, _| *number >= keep_digests_from);
         Ok(doomed.len() as u64)
     }
+
+    async fn list_settings(&self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        let inner = self.lock()?;
+        let mut settings: Vec<_> = inner.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        settings.sort();
+        Ok(settings)
+    }
+
+    async fn list_regions(&self) -> StoreResult<Vec<String>> {
+        let inner = self.lock()?;
+        let regions: std::collections::BTreeSet<String> = inner
+            .secrets
+            .values()
+            .map(|s| s.secret.region.clone())
+            .chain(inner.parameters.keys().map(|(region, _)| region.clone()))
+            .chain(inner.kms_keys.keys().map(|(region, _)| region.clone()))
+            .chain(inner.aliases.keys().map(|(region, _)| region.clone()))
+            .collect();
+        Ok(regions.into_iter().collect())
+    }
+
+    async fn list_all_access_keys(&self) -> StoreResult<Vec<AccessKeyRecord>> {
+        let inner = self.lock()?;
+        let mut keys: Vec<_> = inner.access_keys.values().cloned().collect();
+        keys.sort_by(|a, b| a.access_key_id.cmp(&b.access_key_id));
+        Ok(keys)
+    }
+
+    async fn start_audit_log_at(&self, head: AuditHead, last_digest_number: u64) -> StoreResult<()> {
+        let mut inner = self.lock()?;
+        let log = &mut inner.audit;
+        if log.head.seq != 0 || log.digest_number != 0 || !log.records.is_empty() || !log.digests.is_empty() {
+            return Err(StoreError::Conflict);
+        }
+        log.head = head;
+        log.digest_number = last_digest_number;
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@ pub mod scan;
 pub mod secretsmanager;
 mod sensitive;
 pub mod ssm;
+pub mod status;
 
 pub use sensitive::{Sensitive, SensitiveBlob};
 

@@ -153,7 +153,12 @@ impl Service {
     /// Loads a parameter that is there for readers (not expired).
     async fn load_live_parameter(&self, region: &str, name: &str) -> ServiceResult<Option<Arc<ParameterState>>> {
         if let Some(hit) = self.parameter_cache.get(region, name) {
-            return Ok(Some(hit).filter(|p| !self.expired(p)));
+            // Several nodes over one store: serve the cached copy only while it is the stored revision.
+            if !self.config.validate_cached_reads
+                || self.store.parameter_revision(region, name).await? == Some(hit.revision)
+            {
+                return Ok(Some(hit).filter(|p| !self.expired(p)));
+            }
         }
         let epoch = self.parameter_cache.epoch();
         let loaded = self.store.load_parameter(region, name).await?.map(Arc::new);

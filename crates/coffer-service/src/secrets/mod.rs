@@ -282,10 +282,21 @@ impl Service {
         found.ok_or_else(|| ServiceError::not_found(SECRET_NOT_FOUND))
     }
 
+    /// Whether a cached secret may be served: always, unless cached reads are validated (several nodes
+    /// over one store), when its revision must still be the stored one.
+    async fn cached_secret_is_current(&self, hit: &SecretState) -> ServiceResult<bool> {
+        if !self.config.validate_cached_reads {
+            return Ok(true);
+        }
+        Ok(self.store.secret_revision(&hit.secret.arn).await? == Some(hit.secret.revision))
+    }
+
     async fn load_by_arn(&self, arn: &str, fresh: bool) -> ServiceResult<Option<Arc<SecretState>>> {
         if !fresh {
             if let Some(hit) = self.cache.by_arn(arn) {
-                return Ok(Some(hit));
+                if self.cached_secret_is_current(&hit).await? {
+                    return Ok(Some(hit));
+                }
             }
         }
         let epoch = self.cache.epoch();
@@ -299,7 +310,9 @@ impl Service {
     async fn load_by_name(&self, region: &str, name: &str, fresh: bool) -> ServiceResult<Option<Arc<SecretState>>> {
         if !fresh {
             if let Some(hit) = self.cache.by_name(region, name) {
-                return Ok(Some(hit));
+                if self.cached_secret_is_current(&hit).await? {
+                    return Ok(Some(hit));
+                }
             }
         }
         let epoch = self.cache.epoch();
