@@ -84,7 +84,8 @@ impl Workload {
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", version)]
 struct Args {
-    /// The server's URL, http://HOST:PORT; HOST must be a loopback address (or a name resolving only to one)
+    /// The server's URL, http://HOST:PORT; HOST must be a loopback address (or a name resolving only to one).
+    /// Several URLs, comma-separated (nodes over one database): the workers take them in turn
     #[arg(long)]
     endpoint: String,
     /// An AWS shared-credentials file (e.g. Coffer's <data-dir>/root-credentials); overrides the key flags
@@ -571,13 +572,19 @@ fn start(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let url: http::Uri = args.endpoint.parse().context("--endpoint is not a URL")?;
-    if url.scheme_str() != Some("http") {
-        bail!("--endpoint must be http://HOST:PORT (the load generator speaks plain HTTP/1.1)");
+    // Several endpoints (nodes over one database): the workers take them in turn, as a load balancer
+    // would spread connections; setup goes through the first.
+    let mut targets: Vec<(String, SocketAddr)> = Vec::new();
+    for endpoint in args.endpoint.split(',') {
+        let url: http::Uri = endpoint.trim().parse().context("--endpoint is not a URL")?;
+        if url.scheme_str() != Some("http") {
+            bail!("--endpoint must be http://HOST:PORT (the load generator speaks plain HTTP/1.1)");
+        }
+        let authority = url.authority().context("--endpoint needs HOST:PORT")?;
+        let addr = resolve_loopback(&format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80))).await?;
+        targets.push((authority.as_str().to_string(), addr));
     }
-    let authority = url.authority().context("--endpoint needs HOST:PORT")?;
-    let host = authority.as_str().to_string();
-    let addr = resolve_loopback(&format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80))).await?;
+    let (host, addr) = targets[0].clone();
     let keys = match &args.credentials_file {
         Some(path) => coffer_bench::read_credentials_file(path, &args.profile)?,
         None => {
@@ -611,12 +618,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let limit = Duration::from_secs_f64(args.request_timeout.max(0.001));
     let seq = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..args.concurrency {
+    for i in 0..args.concurrency as usize {
+        let (host, addr) = &targets[i % targets.len()];
         tasks.spawn(worker(
             args.workload,
             args.secrets as usize,
-            Signer::new(&host, &keys, &args.region, args.workload),
-            addr,
+            Signer::new(host, &keys, &args.region, args.workload),
+            *addr,
             window.clone(),
             limit,
             !args.no_check,
