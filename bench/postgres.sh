@@ -3,7 +3,7 @@
 # hand, never as a test). GetSecretValue and PutSecretValue are driven by the SigV4-signing load generator;
 # with several nodes its workers take the nodes' endpoints in turn, as a load balancer would.
 #
-# Peers:
+# Peers (SQLite measured next to each mode's cells; three nodes of one mode run at a time):
 #   sqlite            one node on a fresh data directory (the default backend)
 #   pg-strong-N       N nodes over one PostgreSQL schema, read_consistency = strong (every cached read is checked
 #                     against the stored revision: one single-row query)
@@ -56,40 +56,57 @@ sep='?'; [[ "$PGURL" != *\?* ]] || sep='&'
 storage="${PGURL}${sep}options=-csearch_path%3D${schema}"
 master_key=$(head -c 32 /dev/urandom | base64)
 
-# start_node NAME ARGS...: starts a node, prints its endpoint.
+# start_node NAME ARGS...: starts a node (in this shell, so its pid is remembered for the cleanup).
 start_node() {
   local name=$1; shift
   COFFER_MASTER_KEY="$master_key" COFFER_LOG=warn "$bin/coffer" server --listen 127.0.0.1:0 \
     --data-dir "$work/$name" --master-key-source env "$@" >"$work/$name.out" 2>"$work/$name.err" &
   pids+=($!)
+  last_pid=$!
+}
+# endpoint_of NAME: waits for the node to listen and prints its endpoint.
+endpoint_of() {
   for _ in $(seq 1 600); do
-    local line; line=$(sed -n 's/^coffer listening on //p' "$work/$name.out" | head -n1)
+    local line; line=$(sed -n 's/^coffer listening on //p' "$work/$1.out" | head -n1)
     [ -z "$line" ] || { echo "$line"; return 0; }
     sleep 0.1
   done
-  cat "$work/$name.err" >&2; return 1
+  cat "$work/$1.err" >&2; return 1
 }
 
 declare -A endpoints
-endpoints[sqlite]=$(start_node sqlite)
-# The first PostgreSQL node initializes the installation; the others join it.
-strong=() cached=()
-for i in 1 2 3; do strong+=("$(start_node "strong$i" --storage "$storage" --read-consistency strong)"); done
-for i in 1 2 3; do cached+=("$(start_node "cached$i" --storage "$storage" --read-consistency cached)"); done
+start_node sqlite
+endpoints[sqlite]=$(endpoint_of sqlite)
 creds_sqlite="$work/sqlite/root-credentials"
-creds_pg="$work/strong1/root-credentials"
 join() { local IFS=,; echo "$*"; }
-peers=(sqlite)
-for n in $NODES; do
-  endpoints[pg-strong-$n]=$(join "${strong[@]:0:$n}")
-  endpoints[pg-cached-$n]=$(join "${cached[@]:0:$n}")
-  peers+=("pg-strong-$n" "pg-cached-$n")
-done
+# Three nodes of one read consistency at a time (each node keeps up to 17 connections; the machine's server
+# allows 100 for everyone). The first node ever started initializes the installation.
+nodes_pids=()
+start_mode() { # strong|cached
+  local mode=$1 i
+  nodes_pids=()
+  for i in 1 2 3; do
+    start_node "$mode$i" --storage "$storage" --read-consistency "$mode"
+    nodes_pids+=("$last_pid")
+    endpoints[$mode$i]=$(endpoint_of "$mode$i")
+  done
+  for n in $NODES; do
+    local list=()
+    for i in $(seq 1 "$n"); do list+=("${endpoints[$mode$i]}"); done
+    endpoints[pg-$mode-$n]=$(join "${list[@]}")
+  done
+}
+stop_mode() {
+  for p in "${nodes_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${nodes_pids[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+}
 
 machine="$(nproc) cores, $(free -g | awk '/^Mem:/{print $2}') GiB, PostgreSQL $(psql -qtA "$PGURL" -c 'SHOW server_version' | cut -d' ' -f1)"
 say "machine: $machine; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bin/loadgen" --endpoint "${endpoints[sqlite]}" --credentials-file "$creds_sqlite" --secrets "$SECRETS" --setup-only --label sqlite
-"$bin/loadgen" --endpoint "${strong[0]}" --credentials-file "$creds_pg" --secrets "$SECRETS" --setup-only --label postgres
+start_mode strong
+creds_pg="$work/strong1/root-credentials"
+"$bin/loadgen" --endpoint "${endpoints[strong1]}" --credentials-file "$creds_pg" --secrets "$SECRETS" --setup-only --label postgres
 
 cat >"$work/show.py" <<'PY'
 import json, sys
@@ -99,10 +116,12 @@ if sys.argv[1] == "line":
           "errors {errors}".format(**r))
 else:
     rows = [json.loads(l) for l in sys.stdin if l.strip()]
-    base = {(r["workload"], r["concurrency"]): r["rps"] for r in rows if r["peer"] == "sqlite"}
+    base = {}
     print("| workload | c | peer | req/s | x sqlite | p50 us | p99 us | errors |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if r["peer"] == "sqlite":
+            base[(r["workload"], r["concurrency"])] = r["rps"]  # the SQLite cell measured just before
         b = base.get((r["workload"], r["concurrency"])) or 0
         ratio = "%.2f" % (r["rps"] / b) if b else "-"
         print("| {workload} | {concurrency} | {peer} | {rps:.0f} | {ratio} | {p50_us} | {p99_us} | {errors} |".format(ratio=ratio, **r))
@@ -112,18 +131,23 @@ mkdir -p "$RESULTS_DIR"
 stamp=$(date -u +%Y-%m-%d)
 jsonl="$RESULTS_DIR/$stamp-postgres.jsonl"
 rows=()
-for workload in get-secret-value put-secret-value; do
-  for c in $CONCURRENCY; do
-    for peer in "${peers[@]}"; do
-      creds=$creds_pg; [ "$peer" != sqlite ] || creds=$creds_sqlite
-      line=$("$bin/loadgen" --endpoint "${endpoints[$peer]}" --credentials-file "$creds" --secrets "$SECRETS" \
-        --workload "$workload" --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" --label "$peer" --json)
-      echo "$line" >>"$jsonl"
-      rows+=("$line")
-      python3 "$work/show.py" line "$line" >&2
+for mode in strong cached; do
+  [ "$mode" = strong ] || { stop_mode; start_mode "$mode"; }
+  for workload in get-secret-value put-secret-value; do
+    for c in $CONCURRENCY; do
+      # SQLite measured again next to each mode's cells, so every ratio compares figures taken minutes apart at most.
+      for peer in sqlite $(for n in $NODES; do echo "pg-$mode-$n"; done); do
+        creds=$creds_pg; [ "$peer" != sqlite ] || creds=$creds_sqlite
+        line=$("$bin/loadgen" --endpoint "${endpoints[$peer]}" --credentials-file "$creds" --secrets "$SECRETS" \
+          --workload "$workload" --concurrency "$c" --duration "$DURATION" --warmup "$WARMUP" --label "$peer" --json)
+        echo "$line" >>"$jsonl"
+        rows+=("$line")
+        python3 "$work/show.py" line "$line" >&2
+      done
     done
   done
 done
+stop_mode
 
 # The table: each cell with its ratio to SQLite's figure of the same workload and concurrency.
 printf '%s\n' "${rows[@]}" | python3 "$work/show.py" table | tee -a "$RESULTS_DIR/$stamp-postgres.md"

@@ -202,6 +202,8 @@ impl PostgresStore {
     /// Names the server in an `Unavailable`, so an operator knows which database is down.
     fn context(&self, e: StoreError) -> StoreError {
         match e {
+            // Named once, however many layers add the context.
+            StoreError::Unavailable(m) if m.ends_with(&format!("[{}]", self.server)) => StoreError::Unavailable(m),
             StoreError::Unavailable(m) => StoreError::Unavailable(format!("{m} [{}]", self.server)),
             other => other,
         }
