@@ -7,6 +7,7 @@ pub mod cloudtrail;
 pub mod config;
 pub mod dotenv;
 pub mod iam;
+pub mod profile;
 pub mod query;
 pub mod scan;
 pub mod source;
