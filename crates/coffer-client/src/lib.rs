@@ -7,6 +7,7 @@ pub mod cloudtrail;
 pub mod config;
 pub mod dotenv;
 pub mod iam;
+pub mod manifest;
 pub mod profile;
 pub mod query;
 pub mod scan;
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use config::{ClientConfig, ResolveOptions};
+pub use manifest::{Manifest, ManifestItem};
 pub use query::{Params, SecretText, XmlDoc, XmlNode};
 use zeroize::Zeroizing;
 
