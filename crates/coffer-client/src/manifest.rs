@@ -172,7 +172,8 @@ impl Manifest {
     }
 
     /// Reads and checks a TOML manifest.
-    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
+        let path = path.as_ref();
         let text = std::fs::read_to_string(path)
             .map_err(|source| ManifestError::Read { path: path.display().to_string(), source })?;
         Manifest::from_toml(&text, &path.display().to_string())
