@@ -13,6 +13,7 @@ mod kms;
 mod operator;
 mod output;
 mod param;
+mod profile;
 mod rotation;
 mod scan;
 mod secret;
@@ -48,7 +49,8 @@ pub struct Connection {
     /// Region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's region, or us-east-1)
     #[arg(long, global = true)]
     region: Option<String>,
-    /// Profile in the AWS credentials/config files (else AWS_PROFILE, or default)
+    /// Profile: a [profile.NAME] of the Coffer configuration file, else a profile of the AWS config and
+    /// credentials files (else COFFER_PROFILE, AWS_PROFILE, or default; `coffer profile list` shows them)
     #[arg(long, global = true)]
     profile: Option<String>,
 }
@@ -97,6 +99,9 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Check that required secrets and parameters exist, can be read, and meet a manifest's rules (exit 1 if not)
     Validate(validate::ValidateArgs),
+    /// The profiles of the Coffer and AWS configuration files, and what a command resolves (never a secret key)
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
             Command::Export(args) => export::run(args).await,
             Command::Template(args) => template::run(args).await,
             Command::Validate(args) => validate::run(args).await,
+            Command::Profile(cmd) => profile::run(cmd).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Completions { shell } => {
                 clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut std::io::stdout());

@@ -155,6 +155,12 @@ impl AwsFiles {
         }
     }
 
+    /// [`read`](Self::read) with this process's environment and home directory.
+    pub fn from_environment() -> AwsFiles {
+        let home = dirs::home_dir();
+        Self::read(&process_env, home.as_deref())
+    }
+
     fn config_section(profile: &str) -> String {
         if profile == "default" {
             "default".to_string()

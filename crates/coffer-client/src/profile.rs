@@ -111,6 +111,11 @@ pub fn config_path(var: &dyn Fn(&str) -> Option<String>, home: Option<&Path>) ->
     Some((base.join("coffer").join("config.toml"), false))
 }
 
+/// [`config_path`] for this process's environment and home directory.
+pub fn config_path_from_environment() -> Option<PathBuf> {
+    config_path(&crate::config::process_env, dirs::home_dir().as_deref()).map(|(path, _)| path)
+}
+
 /// `~/x` as `<home>/x`; anything else unchanged.
 pub(crate) fn expand_home(path: &Path, home: Option<&Path>) -> PathBuf {
     match (path.strip_prefix("~"), home) {
@@ -138,6 +143,20 @@ impl ProfileFile {
             ClientError::Config(format!("the Coffer configuration file {} is not valid: {problem}", path.display()))
         })?;
         Ok(Some(ProfileFile { path, profiles: contents.profile }))
+    }
+
+    /// [`load`](Self::load) with this process's environment and home directory.
+    pub fn load_from_environment() -> Result<Option<ProfileFile>, ClientError> {
+        let home = dirs::home_dir();
+        Self::load(&crate::config::process_env, home.as_deref())
+    }
+
+    /// Where profile `name` reads its credentials from, when it names a `credentials_file`: the file
+    /// (resolved as [`credentials`](Self::credentials) reads it) and the section.
+    pub fn credentials_location(&self, name: &str) -> Option<(PathBuf, String)> {
+        let profile = self.profiles.get(name)?;
+        let file = self.resolve_path(profile.credentials_file.as_deref()?, dirs::home_dir().as_deref());
+        Some((file, profile.credentials_profile.clone().unwrap_or_else(|| "default".into())))
     }
 
     /// The directory relative paths in the file are read from.
