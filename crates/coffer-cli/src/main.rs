@@ -7,6 +7,7 @@ mod audit_verify;
 mod envset;
 mod exec;
 mod export;
+mod history;
 mod iam;
 mod import;
 mod kms;

@@ -154,12 +154,17 @@ pub enum SecretCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// List a secret's versions and their staging labels
+    /// Every version of a secret, newest first: created date, staging labels, and who created it (from
+    /// the audit log, when the caller may read it). Never a value
     History {
+        /// Name or ARN
         secret_id: String,
-        /// Include versions without labels
-        #[arg(long)]
+        /// Accepted for older scripts: versions without labels are always listed now
+        #[arg(long, hide = true)]
         all: bool,
+        /// Do not look up who created each version in the audit log
+        #[arg(long)]
+        no_audit: bool,
         #[command(flatten)]
         conn: Connection,
         #[command(flatten)]
@@ -347,30 +352,8 @@ pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
                 call(&client(&conn)?, "RestoreSecret", &SecretIdRequest { secret_id }).await.map_err(explain)?;
             show(&resp, &out)?;
         }
-        SecretCommand::History { secret_id, all, conn, out } => {
-            let req = ListSecretVersionIdsRequest {
-                secret_id,
-                include_deprecated: all.then_some(true),
-                ..Default::default()
-            };
-            let resp: ListSecretVersionIdsResponse =
-                call(&client(&conn)?, "ListSecretVersionIds", &req).await.map_err(explain)?;
-            if out.output == Format::Table && out.query.is_none() {
-                let rows: Vec<Value> = resp
-                    .versions
-                    .iter()
-                    .map(|v| {
-                        serde_json::json!({
-                            "VersionId": v.version_id,
-                            "Stages": v.version_stages.clone().unwrap_or_default().join(","),
-                            "Created": v.created_date,
-                        })
-                    })
-                    .collect();
-                output::print(&Value::Array(rows), Format::Table);
-            } else {
-                show(&resp, &out)?;
-            }
+        SecretCommand::History { secret_id, all: _, no_audit, conn, out } => {
+            return crate::history::run(secret_id, !no_audit, &conn, &out).await;
         }
     }
     Ok(ExitCode::SUCCESS)
