@@ -7,6 +7,7 @@ mod audit_verify;
 mod envset;
 mod exec;
 mod export;
+mod hints;
 mod history;
 mod iam;
 mod import;
@@ -32,9 +33,26 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What `coffer --help` says after the commands: where the client finds its server and credentials, and
+/// the exit status every command follows.
+const AFTER_HELP: &str = "\
+Where requests go (highest first): flags (--endpoint-url, --region, --profile), environment variables
+(AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID...), the Coffer profile (--profile or COFFER_PROFILE, in
+$COFFER_CONFIG or ~/.config/coffer/config.toml), the AWS config and credentials files, then
+http://127.0.0.1:8200 and us-east-1. `coffer profile show` says what a command would use and why.
+
+Exit status:
+  0  success
+  1  failure; the error on stderr says what went wrong and, on a `hint:` line, what to do next
+  2  usage error: an unknown command or flag, a missing or invalid argument
+Some commands give their status a meaning of their own: `coffer exec` exits as its program does (128 + N
+after signal N); `coffer scan` 1 when it finds a secret; `coffer validate`, `coffer rotation status` and
+`coffer audit verify` 1 when something fails, is overdue or was tampered with; `coffer operator status` 2
+when the server is sealed.";
+
 /// Coffer: a self-hosted secrets manager that speaks the AWS Secrets Manager protocol.
 #[derive(Parser)]
-#[command(name = "coffer", version, about, long_about = None, propagate_version = true)]
+#[command(name = "coffer", version, about, long_about = None, propagate_version = true, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -104,6 +122,12 @@ enum Command {
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
     /// Print a shell completion script
+    #[command(after_help = "\
+Install it where the shell looks for completions, e.g.:
+  bash        coffer completions bash > ~/.local/share/bash-completion/completions/coffer
+  zsh         coffer completions zsh > \"${fpath[1]}/_coffer\"
+  fish        coffer completions fish > ~/.config/fish/completions/coffer.fish
+  powershell  coffer completions powershell | Out-String | Invoke-Expression   (add it to $PROFILE)")]
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,

@@ -210,40 +210,7 @@ pub(crate) fn show<T: serde::Serialize>(resp: &T, out: &OutputArgs) -> anyhow::R
     Ok(())
 }
 
-/// Turns an API error into an exit code and a message that says what to do next.
-pub(crate) fn explain(e: ClientError) -> anyhow::Error {
-    let hint = match &e {
-        ClientError::Api { code, .. } => match code.as_str() {
-            "ResourceNotFoundException" => Some("check the name (coffer secret list) and the region"),
-            "ParameterNotFound" => Some("check the name (coffer param list --path /) and the region"),
-            "ParameterAlreadyExists" => Some("add --overwrite to store a new version"),
-            "UnrecognizedClientException"
-            | "InvalidSignatureException"
-            | "InvalidClientTokenId"
-            | "SignatureDoesNotMatch" => {
-                Some("check the access key: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")
-            }
-            "ExpiredToken" => Some(
-                "the session token has expired: get new credentials (coffer sts assume-role / session-token) or unset AWS_SESSION_TOKEN",
-            ),
-            "NoSuchEntity" => Some("check the name or ARN (coffer iam user list, coffer iam policy list --scope Local)"),
-            "DeleteConflict" => Some(
-                "remove what still depends on it first (access keys, attached and inline policies, group members, MFA devices)",
-            ),
-            "InvalidAction" => Some("this server does not serve that action; is it older than this coffer CLI?"),
-            "InvalidRequestException" => None,
-            _ => None,
-        },
-        ClientError::Transport { .. } => {
-            Some("is the server running? start it with `coffer server`, or set --endpoint-url / AWS_ENDPOINT_URL")
-        }
-        _ => None,
-    };
-    match hint {
-        Some(h) => anyhow::anyhow!("{e}\nhint: {h}"),
-        None => anyhow::anyhow!("{e}"),
-    }
-}
+pub(crate) use crate::hints::explain;
 
 pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
     match cmd {
