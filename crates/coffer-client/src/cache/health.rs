@@ -18,8 +18,8 @@ use crate::manifest::ItemKind;
 pub enum HealthStatus {
     /// Every required item is loaded and the last refresh worked.
     Healthy,
-    /// Every required item is loaded, but some values are past their TTL or the last read from the
-    /// source failed: values are being served stale.
+    /// Every required item is loaded, but the last read from the source failed or a manifest item is
+    /// past its TTL: values are being served stale.
     Degraded,
     /// A required item of the manifest is not loaded.
     Unhealthy,
@@ -154,9 +154,16 @@ pub(super) fn report(shared: &Shared) -> CacheHealth {
         (Some(_), None) => true,
         (None, _) => false,
     };
+    // A value nobody reads any more may expire quietly; the manifest's items are kept fresh, so one of
+    // them past its TTL means the refresh is not working.
+    let manifest_expired = state
+        .manifest
+        .iter()
+        .filter_map(|item| state.entries.get(&item.cache_key))
+        .any(|e| !matches!(e.value, Cached::Absent { .. }) && (e.invalidated || e.age(now) >= ttl));
     let status = if !required_ok {
         HealthStatus::Unhealthy
-    } else if failing || expired > 0 {
+    } else if failing || manifest_expired {
         HealthStatus::Degraded
     } else {
         HealthStatus::Healthy

@@ -579,7 +579,7 @@ impl SecretCache {
         let key = CacheKey::Secret { id: id.to_string(), version: version.clone() };
         match self.shared.get(key).await? {
             Cached::Secret(secret) => Ok(secret),
-            other => Err(self.shared.unexpected(other)),
+            _ => Err(kind_mismatch()),
         }
     }
 
@@ -587,7 +587,7 @@ impl SecretCache {
     pub async fn get_parameter(&self, name: &str) -> Result<Arc<CachedParameter>, CacheError> {
         match self.shared.get(CacheKey::Parameter { name: name.to_string() }).await? {
             Cached::Parameter(parameter) => Ok(parameter),
-            other => Err(self.shared.unexpected(other)),
+            _ => Err(kind_mismatch()),
         }
     }
 
@@ -598,7 +598,7 @@ impl SecretCache {
         let key = CacheKey::Path { path: format!("/{}", bare_path(path)), recursive };
         match self.shared.get(key).await? {
             Cached::Path(values) => Ok(values),
-            other => Err(self.shared.unexpected(other)),
+            _ => Err(kind_mismatch()),
         }
     }
 
@@ -615,7 +615,7 @@ impl SecretCache {
         match self.shared.get(cache_key).await {
             Ok(Cached::Secret(secret)) => Ok(Some(secret.value.clone())),
             Ok(Cached::Parameter(parameter)) => Ok(Some(parameter.value.clone())),
-            Ok(other) => Err(self.shared.unexpected(other)),
+            Ok(_) => Err(kind_mismatch()),
             // The application declared it can run without this item: absent, refused or unreachable with
             // nothing cached, the default answers.
             Err(_) if !required => Ok(default),
@@ -824,6 +824,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A key's kind decides its value's (a secret key holds a secret): a mismatch is a bug, reported
+/// rather than panicked on.
+fn kind_mismatch() -> CacheError {
+    CacheError::Source("the cache held a different kind of value under this key".into())
+}
+
 /// Why an item could not be read, for the missing-items error: "not found", or the code and message.
 fn reason(error: &FetchError) -> String {
     match error {
@@ -836,13 +842,6 @@ fn reason(error: &FetchError) -> String {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
-    }
-
-    fn unexpected(&self, cached: Cached) -> CacheError {
-        match cached {
-            Cached::Absent { code, message } => CacheError::Rejected { what: "the item".into(), code, message },
-            _ => CacheError::Source("the cache held a different kind of value under this key".into()),
-        }
     }
 
     /// The value for `key`: fresh from the cache, else from the source, else (source unavailable) stale

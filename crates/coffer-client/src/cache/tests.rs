@@ -57,6 +57,10 @@ async fn hits_within_the_ttl_do_not_read_the_source_again() {
     assert_eq!((health.hits, health.misses), (1, 2));
     assert_eq!(health.source, "dotenv");
     assert_eq!(health.status, HealthStatus::Healthy);
+    // A value nobody reads expires quietly: no failure, so still healthy.
+    advance(301).await;
+    let health = f.cache.health();
+    assert_eq!((health.expired, health.status), (1, HealthStatus::Healthy));
 }
 
 #[tokio::test(start_paused = true)]
