@@ -7,12 +7,15 @@ mod audit_verify;
 mod envset;
 mod exec;
 mod export;
+mod hints;
+mod history;
 mod iam;
 mod import;
 mod kms;
 mod operator;
 mod output;
 mod param;
+mod profile;
 mod rotation;
 mod scan;
 mod secret;
@@ -32,9 +35,26 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What `coffer --help` says after the commands: where the client finds its server and credentials, and
+/// the exit status every command follows.
+const AFTER_HELP: &str = "\
+Where requests go (highest first): flags (--endpoint-url, --region, --profile), environment variables
+(AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID...), the Coffer profile (--profile or COFFER_PROFILE, in
+$COFFER_CONFIG or ~/.config/coffer/config.toml), the AWS config and credentials files, then
+http://127.0.0.1:8200 and us-east-1. `coffer profile show` says what a command would use and why.
+
+Exit status:
+  0  success
+  1  failure; the error on stderr says what went wrong and, on a `hint:` line, what to do next
+  2  usage error: an unknown command or flag, a missing or invalid argument
+Some commands give their status a meaning of their own: `coffer exec` exits as its program does (128 + N
+after signal N); `coffer scan` 1 when it finds a secret; `coffer validate`, `coffer rotation status` and
+`coffer audit verify` 1 when something fails, is overdue or was tampered with; `coffer operator status` 2
+when the server is sealed.";
+
 /// Coffer: a self-hosted secrets manager that speaks the AWS Secrets Manager protocol.
 #[derive(Parser)]
-#[command(name = "coffer", version, about, long_about = None, propagate_version = true)]
+#[command(name = "coffer", version, about, long_about = None, propagate_version = true, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +70,8 @@ pub struct Connection {
     /// Region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's region, or us-east-1)
     #[arg(long, global = true)]
     region: Option<String>,
-    /// Profile in the AWS credentials/config files (else AWS_PROFILE, or default)
+    /// Profile: a [profile.NAME] of the Coffer configuration file, else a profile of the AWS config and
+    /// credentials files (else COFFER_PROFILE, AWS_PROFILE, or default; `coffer profile list` shows them)
     #[arg(long, global = true)]
     profile: Option<String>,
 }
@@ -104,7 +125,16 @@ enum Command {
     /// Move an installation between SQLite and PostgreSQL (stop the nodes first)
     #[command(subcommand)]
     Storage(storage::StorageCommand),
+    /// The profiles of the Coffer and AWS configuration files, and what a command resolves (never a secret key)
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Print a shell completion script
+    #[command(after_help = "\
+Install it where the shell looks for completions, e.g.:
+  bash        coffer completions bash > ~/.local/share/bash-completion/completions/coffer
+  zsh         coffer completions zsh > \"${fpath[1]}/_coffer\"
+  fish        coffer completions fish > ~/.config/fish/completions/coffer.fish
+  powershell  coffer completions powershell | Out-String | Invoke-Expression   (add it to $PROFILE)")]
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
@@ -139,6 +169,7 @@ fn main() -> ExitCode {
             Command::Export(args) => export::run(args).await,
             Command::Template(args) => template::run(args).await,
             Command::Validate(args) => validate::run(args).await,
+            Command::Profile(cmd) => profile::run(cmd).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Storage(cmd) => storage::run(cmd).await,
             Command::Status(args) => status::run(args).await,

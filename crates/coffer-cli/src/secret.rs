@@ -154,12 +154,17 @@ pub enum SecretCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// List a secret's versions and their staging labels
+    /// Every version of a secret, newest first: created date, staging labels, and who created it (from
+    /// the audit log, when the caller may read it). Never a value
     History {
+        /// Name or ARN
         secret_id: String,
-        /// Include versions without labels
-        #[arg(long)]
+        /// Accepted for older scripts: versions without labels are always listed now
+        #[arg(long, hide = true)]
         all: bool,
+        /// Do not look up who created each version in the audit log
+        #[arg(long)]
+        no_audit: bool,
         #[command(flatten)]
         conn: Connection,
         #[command(flatten)]
@@ -205,40 +210,7 @@ pub(crate) fn show<T: serde::Serialize>(resp: &T, out: &OutputArgs) -> anyhow::R
     Ok(())
 }
 
-/// Turns an API error into an exit code and a message that says what to do next.
-pub(crate) fn explain(e: ClientError) -> anyhow::Error {
-    let hint = match &e {
-        ClientError::Api { code, .. } => match code.as_str() {
-            "ResourceNotFoundException" => Some("check the name (coffer secret list) and the region"),
-            "ParameterNotFound" => Some("check the name (coffer param list --path /) and the region"),
-            "ParameterAlreadyExists" => Some("add --overwrite to store a new version"),
-            "UnrecognizedClientException"
-            | "InvalidSignatureException"
-            | "InvalidClientTokenId"
-            | "SignatureDoesNotMatch" => {
-                Some("check the access key: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_SHARED_CREDENTIALS_FILE")
-            }
-            "ExpiredToken" => Some(
-                "the session token has expired: get new credentials (coffer sts assume-role / session-token) or unset AWS_SESSION_TOKEN",
-            ),
-            "NoSuchEntity" => Some("check the name or ARN (coffer iam user list, coffer iam policy list --scope Local)"),
-            "DeleteConflict" => Some(
-                "remove what still depends on it first (access keys, attached and inline policies, group members, MFA devices)",
-            ),
-            "InvalidAction" => Some("this server does not serve that action; is it older than this coffer CLI?"),
-            "InvalidRequestException" => None,
-            _ => None,
-        },
-        ClientError::Transport { .. } => {
-            Some("is the server running? start it with `coffer server`, or set --endpoint-url / AWS_ENDPOINT_URL")
-        }
-        _ => None,
-    };
-    match hint {
-        Some(h) => anyhow::anyhow!("{e}\nhint: {h}"),
-        None => anyhow::anyhow!("{e}"),
-    }
-}
+pub(crate) use crate::hints::explain;
 
 pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -347,30 +319,8 @@ pub async fn run(cmd: SecretCommand) -> anyhow::Result<ExitCode> {
                 call(&client(&conn)?, "RestoreSecret", &SecretIdRequest { secret_id }).await.map_err(explain)?;
             show(&resp, &out)?;
         }
-        SecretCommand::History { secret_id, all, conn, out } => {
-            let req = ListSecretVersionIdsRequest {
-                secret_id,
-                include_deprecated: all.then_some(true),
-                ..Default::default()
-            };
-            let resp: ListSecretVersionIdsResponse =
-                call(&client(&conn)?, "ListSecretVersionIds", &req).await.map_err(explain)?;
-            if out.output == Format::Table && out.query.is_none() {
-                let rows: Vec<Value> = resp
-                    .versions
-                    .iter()
-                    .map(|v| {
-                        serde_json::json!({
-                            "VersionId": v.version_id,
-                            "Stages": v.version_stages.clone().unwrap_or_default().join(","),
-                            "Created": v.created_date,
-                        })
-                    })
-                    .collect();
-                output::print(&Value::Array(rows), Format::Table);
-            } else {
-                show(&resp, &out)?;
-            }
+        SecretCommand::History { secret_id, all: _, no_audit, conn, out } => {
+            return crate::history::run(secret_id, !no_audit, &conn, &out).await;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+use coffer_client::manifest::{ItemKind, Manifest, ManifestItem};
 use coffer_client::{Client, ClientError};
 use coffer_wire::secretsmanager::{GetSecretValueRequest, GetSecretValueResponse};
 use coffer_wire::ssm::{GetParameterRequest, GetParameterResponse};
-use serde::Deserialize;
 
 use crate::secret::client_for;
 use crate::Connection;
@@ -22,34 +22,13 @@ pub struct ValidateArgs {
     /// secret is looked for first, then a parameter
     #[arg(long = "require", value_name = "NAME")]
     required: Vec<String>,
-    /// A TOML manifest: [[secret]] and [[parameter]] tables with name, and optionally pattern (a regular
+    /// A TOML manifest (the one `SecretCache::load_manifest` reads): [[secret]] and [[parameter]] tables
+    /// with name, and optionally required = false (absent is then no failure), pattern (a regular
     /// expression the value must match), json_keys (keys a JSON value must have) and max_age_days
     #[arg(long)]
     manifest: Option<PathBuf>,
     #[command(flatten)]
     conn: Connection,
-}
-
-/// One requirement, from the manifest or `--require`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Requirement {
-    name: String,
-    #[serde(default)]
-    pattern: Option<String>,
-    #[serde(default)]
-    json_keys: Vec<String>,
-    #[serde(default)]
-    max_age_days: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    #[serde(default)]
-    secret: Vec<Requirement>,
-    #[serde(default)]
-    parameter: Vec<Requirement>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +37,15 @@ enum Kind {
     Parameter,
     /// `--require NAME` without a prefix.
     Either,
+}
+
+impl From<ItemKind> for Kind {
+    fn from(kind: ItemKind) -> Kind {
+        match kind {
+            ItemKind::Secret => Kind::Secret,
+            ItemKind::Parameter => Kind::Parameter,
+        }
+    }
 }
 
 /// What was read: the value (zeroized when dropped) and when that version was written.
@@ -104,7 +92,7 @@ fn reason(e: &ClientError) -> String {
 }
 
 /// Checks one requirement; `Ok(description)` or `Err(reason)`, neither ever holding the value.
-async fn check(secrets: &Client, parameters: &Client, kind: Kind, req: &Requirement) -> Result<String, String> {
+async fn check(secrets: &Client, parameters: &Client, kind: Kind, req: &ManifestItem) -> Result<String, String> {
     let found = match kind {
         Kind::Secret => read_secret(secrets, &req.name).await.map_err(|e| reason(&e))?,
         Kind::Parameter => read_parameter(parameters, &req.name).await.map_err(|e| reason(&e))?,
@@ -145,13 +133,16 @@ async fn check(secrets: &Client, parameters: &Client, kind: Kind, req: &Requirem
     Ok(format!("{}, readable, written {age_days:.0} days ago", found.kind))
 }
 
+/// Why an item failed: absent (it does not exist), or anything else.
+fn is_absence(why: &str) -> bool {
+    why == "ResourceNotFoundException" || why == "ParameterNotFound" || why == "no secret or parameter of this name"
+}
+
 pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let mut items: Vec<(Kind, Requirement)> = Vec::new();
+    let mut items: Vec<(Kind, ManifestItem)> = Vec::new();
     if let Some(path) = &args.manifest {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let manifest: Manifest = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        items.extend(manifest.secret.into_iter().map(|r| (Kind::Secret, r)));
-        items.extend(manifest.parameter.into_iter().map(|r| (Kind::Parameter, r)));
+        let manifest = Manifest::load(path)?;
+        items.extend(manifest.items().map(|(kind, item)| (Kind::from(kind), item.clone())));
     }
     for name in &args.required {
         let (kind, name) = match name.split_once(':') {
@@ -159,23 +150,43 @@ pub async fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             Some(("param" | "parameter", rest)) => (Kind::Parameter, rest),
             _ => (Kind::Either, name.as_str()),
         };
-        items.push((kind, Requirement { name: name.to_string(), ..Default::default() }));
+        items.push((kind, ManifestItem::required(name)));
     }
     if items.is_empty() {
         bail!("nothing to validate: give --require NAME or --manifest FILE");
     }
     let secrets = client_for(&args.conn, "SECRETS_MANAGER")?;
     let parameters = client_for(&args.conn, "SSM")?;
-    let mut failed = 0;
-    for (kind, req) in &items {
-        match check(&secrets, &parameters, *kind, req).await {
-            Ok(what) => println!("ok      {} ({what})", req.name),
+    let (mut failed, mut required_ok, mut optional_present) = (0, 0, 0);
+    for (kind, item) in &items {
+        match check(&secrets, &parameters, *kind, item).await {
+            Ok(what) => {
+                println!("ok      {} ({what})", item.name);
+                if item.required {
+                    required_ok += 1;
+                } else {
+                    optional_present += 1;
+                }
+            }
+            // An optional item may be absent; then its default (if any) is what the application gets.
+            Err(why) if !item.required && is_absence(&why) => {
+                let default = if item.default.is_some() { "; its default applies" } else { "" };
+                println!("absent  {} (optional{default})", item.name);
+            }
             Err(why) => {
                 failed += 1;
-                println!("FAILED  {}: {why}", req.name);
+                println!("FAILED  {}: {why}", item.name);
             }
         }
     }
-    println!("{} of {} required items ok", items.len() - failed, items.len());
+    let required = items.iter().filter(|(_, item)| item.required).count();
+    let optional = items.len() - required;
+    if optional == 0 {
+        println!("{required_ok} of {required} required items ok");
+    } else {
+        println!(
+            "{required_ok} of {required} required items ok, {optional_present} of {optional} optional items present"
+        );
+    }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

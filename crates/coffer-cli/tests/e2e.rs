@@ -439,9 +439,9 @@ fn cli_secret_commands() {
     // Usage errors exit with 2.
     let (code, _, _) = run(&["secret", "get"]);
     assert_eq!(code, Some(2));
-    // A server that is not there gives a hint.
+    // A server that is not there gives a hint naming where it was looked for.
     let out = server.cli().args(["secret", "list", "--endpoint-url", "http://127.0.0.1:9"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is the server running?"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is the server running at http://127.0.0.1:9?"));
 }
 
 #[test]

@@ -1,12 +1,50 @@
-//! A small client for Coffer's AWS protocols. It signs every request with the same SigV4 code the
-//! server verifies with (`coffer-sigv4`) and speaks the JSON 1.1 wire shapes from `coffer-wire`, and
-//! the query protocol (form-encoded requests, XML answers) of IAM and STS ([`query`], [`iam`], [`sts`]).
-//! A session token in the credentials is sent (and signed) as `X-Amz-Security-Token`.
+//! A small client for Coffer's AWS protocols, and the cache applications read their secrets through.
+//!
+//! - [`Client`] signs every request with the same SigV4 code the server verifies with (`coffer-sigv4`)
+//!   and speaks the JSON 1.1 wire shapes from `coffer-wire`, and the query protocol (form-encoded
+//!   requests, XML answers) of IAM and STS ([`query`], [`iam`], [`sts`]). A session token in the
+//!   credentials is sent (and signed) as `X-Amz-Security-Token`. [`ClientConfig::resolve`] finds the
+//!   endpoint, region and credentials as the AWS tools do, plus Coffer's profiles ([`config`], [`profile`]).
+//! - [`SecretCache`] ([`cache`]) is what an application keeps its secrets in: TTL, size bound, background
+//!   refresh, stale values while the server is down, a startup [`Manifest`] of required and optional
+//!   items ([`manifest`]), and a [`CacheHealth`] for its `/healthz`. With `COFFER_SOURCE=dotenv:.env` the
+//!   same code reads a local dotenv file instead of the server ([`source`], [`dotenv`]).
+//!
+//! An application's start, as seed 002 describes it (one-hour cache, refuse to start without the required
+//! secrets, serve cached values when a refresh fails):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use coffer_client::{CacheSettings, Manifest, SecretCache};
+//!
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! // [[secret]] name = "whatsapp-saas/mvp/admin-token" ... (see `manifest`)
+//! let manifest = Manifest::load("secrets.toml")?;
+//! // The server (endpoint and credentials from the environment, profiles or AWS files), or the file
+//! // COFFER_SOURCE=dotenv:PATH names.
+//! let cache = SecretCache::from_env(CacheSettings { ttl: Duration::from_secs(3600), ..Default::default() })?;
+//! // Fails naming every missing required item; optional ones get their defaults.
+//! cache.load_manifest(&manifest).await?;
+//!
+//! let admin_token = cache.value("ADMIN_TOKEN").await?.expect("required");
+//! let model = cache.value("OPENAI_MODEL").await?; // the default while the secret does not exist
+//! let db = cache.get_secret("whatsapp-saas/mvp/database-url").await?; // any secret, by id
+//! let api_url = cache.get_parameter("/whatsapp-saas/mvp/api-url").await?; // decrypted
+//! let backend = cache.get_path("/whatsapp-saas/mvp", false).await?; // everything under a path
+//!
+//! // In the application's /healthz: names, counts, ages and errors, never a value.
+//! let health = serde_json::to_string(&cache.health())?;
+//! # let _ = (admin_token, model, db, api_url, backend, health);
+//! # Ok(()) }
+//! ```
 
+pub mod cache;
 pub mod cloudtrail;
 pub mod config;
 pub mod dotenv;
 pub mod iam;
+pub mod manifest;
+pub mod profile;
 pub mod query;
 pub mod scan;
 pub mod source;
@@ -16,7 +54,9 @@ use coffer_wire::{ErrorBody, JSON_1_1};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use cache::{CacheError, CacheHealth, CacheSettings, SecretCache, SecretValue, SecretVersion};
 pub use config::{ClientConfig, ResolveOptions};
+pub use manifest::{Manifest, ManifestItem};
 pub use query::{Params, SecretText, XmlDoc, XmlNode};
 use zeroize::Zeroizing;
 

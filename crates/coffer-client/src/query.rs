@@ -401,6 +401,12 @@ impl Serialize for SecretText {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for SecretText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SecretText::new)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

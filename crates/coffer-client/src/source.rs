@@ -46,6 +46,24 @@ impl FromStr for SourceSpec {
     }
 }
 
+/// The variable that chooses the source: `server` (the default) or `dotenv:PATH`.
+pub const SOURCE_ENV: &str = "COFFER_SOURCE";
+
+impl SourceSpec {
+    /// The source `COFFER_SOURCE` names; the server when it is unset or empty.
+    pub fn from_env() -> Result<SourceSpec, String> {
+        Self::from_lookup(&crate::config::process_env)
+    }
+
+    /// As [`from_env`](Self::from_env), reading variables through `var`.
+    pub fn from_lookup(var: &dyn Fn(&str) -> Option<String>) -> Result<SourceSpec, String> {
+        match var(SOURCE_ENV) {
+            None => Ok(SourceSpec::Server),
+            Some(text) => text.parse().map_err(|e| format!("{SOURCE_ENV}: {e}")),
+        }
+    }
+}
+
 /// Where variables come from.
 // Built once per process and never moved around in bulk: boxing the clients would buy nothing.
 #[allow(clippy::large_enum_variant)]
@@ -226,13 +244,13 @@ pub fn env_var_name(segment: &str) -> Option<String> {
 }
 
 /// A path without its leading and trailing slashes (`/a/b/` → `a/b`; `/` → ``).
-fn bare_path(path: &str) -> &str {
+pub(crate) fn bare_path(path: &str) -> &str {
     path.trim().trim_matches('/')
 }
 
 /// The part of `name` below `bare` (a bare path), if `name` is under it: a direct child unless
 /// `recursive`. A leading `/` of `name` is optional.
-fn below<'a>(name: &'a str, bare: &str, recursive: bool) -> Option<&'a str> {
+pub(crate) fn below<'a>(name: &'a str, bare: &str, recursive: bool) -> Option<&'a str> {
     let name = name.strip_prefix('/').unwrap_or(name);
     let rest = if bare.is_empty() { name } else { name.strip_prefix(bare)?.strip_prefix('/')? };
     if rest.is_empty() || rest.ends_with('/') || (!recursive && rest.contains('/')) {
@@ -247,6 +265,45 @@ fn variable_for_name(name: &str) -> Option<String> {
 }
 
 impl SecretSource {
+    /// Opens the source `spec` names: for the server, one client per service, each resolved from
+    /// `options`, the environment and the profiles ([`ClientConfig::resolve`]); a dotenv file needs no
+    /// endpoint or credentials.
+    ///
+    /// [`ClientConfig::resolve`]: crate::ClientConfig::resolve
+    pub fn open(spec: &SourceSpec, options: &crate::ResolveOptions) -> Result<SecretSource, ClientError> {
+        Ok(match spec {
+            SourceSpec::Server => SecretSource::Server {
+                secrets: Client::new(crate::ClientConfig::resolve(options, "SECRETS_MANAGER")?)?,
+                parameters: Client::new(crate::ClientConfig::resolve(options, "SSM")?)?,
+            },
+            SourceSpec::Dotenv(path) => SecretSource::Dotenv(path.clone()),
+        })
+    }
+
+    /// `server` or `dotenv`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SecretSource::Server { .. } => "server",
+            SecretSource::Dotenv(_) => "dotenv",
+        }
+    }
+
+    /// The server's endpoint (Secrets Manager's, when the two differ) or the dotenv file's path.
+    pub fn location(&self) -> String {
+        match self {
+            SecretSource::Server { secrets, .. } => secrets.config().endpoint.clone(),
+            SecretSource::Dotenv(path) => path.display().to_string(),
+        }
+    }
+
+    /// The server's region; `None` for a dotenv file.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            SecretSource::Server { secrets, .. } => Some(&secrets.config().region),
+            SecretSource::Dotenv(_) => None,
+        }
+    }
+
     /// Every value under the selection's paths (or every key of the dotenv file), one variable each.
     pub async fn load(&self, selection: &Selection) -> Result<Loaded, SourceError> {
         match self {
@@ -323,7 +380,7 @@ impl SecretSource {
     }
 }
 
-fn load_dotenv(path: &Path) -> Result<Loaded, SourceError> {
+pub(crate) fn load_dotenv(path: &Path) -> Result<Loaded, SourceError> {
     let entries = dotenv::last_wins(dotenv::read_file(path)?);
     let variables = entries
         .into_iter()
@@ -591,6 +648,11 @@ mod tests {
 
     #[test]
     fn source_specs() {
+        assert_eq!(SourceSpec::from_lookup(&|_| None), Ok(SourceSpec::Server));
+        let dotenv = |k: &str| (k == SOURCE_ENV).then(|| "dotenv:.env".to_string());
+        assert_eq!(SourceSpec::from_lookup(&dotenv), Ok(SourceSpec::Dotenv(".env".into())));
+        let bad = |k: &str| (k == SOURCE_ENV).then(|| "aws".to_string());
+        assert!(SourceSpec::from_lookup(&bad).unwrap_err().starts_with("COFFER_SOURCE: "));
         assert_eq!("server".parse::<SourceSpec>(), Ok(SourceSpec::Server));
         assert_eq!("dotenv:.env.local".parse::<SourceSpec>(), Ok(SourceSpec::Dotenv(".env.local".into())));
         assert!("dotenv:".parse::<SourceSpec>().is_err());

@@ -184,6 +184,8 @@ impl TestServer {
     pub fn cli(&self) -> Command {
         let mut cmd = Command::new(coffer_bin());
         cmd.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY").env_remove("AWS_PROFILE");
+        // The machine's own Coffer profiles (a `[profile.default]` would apply) stay out of the tests.
+        cmd.env_remove("COFFER_CONFIG").env_remove("COFFER_PROFILE").env("XDG_CONFIG_HOME", "/nonexistent");
         for (k, v) in self.aws_env() {
             cmd.env(k, v);
         }
