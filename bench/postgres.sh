@@ -16,7 +16,7 @@
 #
 #   bench/postgres.sh                    10 s per cell, 10,000 secrets, c = 8 and 64
 #   QUICK=1 bench/postgres.sh            smoke run
-# Settings: DURATION WARMUP SECRETS CONCURRENCY="8 64" NODES="1 2 3" PGURL SKIP_BUILD=1 RESULTS_DIR=bench/results
+# Settings: DURATION WARMUP SECRETS CONCURRENCY="8 64" NODES="1 2 3" WORKLOADS PGURL SKIP_BUILD=1 RESULTS_DIR=bench/results
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +29,7 @@ WARMUP="${WARMUP:-$q_warmup}"
 SECRETS="${SECRETS:-$q_secrets}"
 CONCURRENCY="${CONCURRENCY:-8 64}"
 NODES="${NODES:-1 2 3}"
+WORKLOADS="${WORKLOADS:-get-secret-value put-secret-value}"
 PGURL="${PGURL:-postgres://postgres@127.0.0.1:5432/test}"
 RESULTS_DIR="${RESULTS_DIR:-bench/results}"
 say() { echo "bench: $*" >&2; }
@@ -133,7 +134,7 @@ jsonl="$RESULTS_DIR/$stamp-postgres.jsonl"
 rows=()
 for mode in strong cached; do
   [ "$mode" = strong ] || { stop_mode; start_mode "$mode"; }
-  for workload in get-secret-value put-secret-value; do
+  for workload in $WORKLOADS; do
     for c in $CONCURRENCY; do
       # SQLite measured again next to each mode's cells, so every ratio compares figures taken minutes apart at most.
       for peer in sqlite $(for n in $NODES; do echo "pg-$mode-$n"; done); do
