@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod cloudtrail;
 pub mod error;
+pub mod events;
 pub mod iam;
 mod json;
 pub mod kms;
@@ -89,6 +90,8 @@ enum Target {
     Scan(scan::Operation),
     /// Coffer's `CofferRotation.<Op>` (signed as Secrets Manager).
     Rotation(rotation::Operation),
+    /// Coffer's `CofferEvents.<Op>` (signed as Secrets Manager).
+    Events(events::Operation),
 }
 
 /// The audit log's event source of a signing service.
@@ -135,6 +138,7 @@ impl Target {
             "CofferRotation" => {
                 Ok((rotation::Operation::parse(op).map(Target::Rotation), coffer_wire::rotation::SERVICE))
             }
+            "CofferEvents" => Ok((events::Operation::parse(op).map(Target::Events), coffer_wire::events::SERVICE)),
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -325,6 +329,7 @@ where
         Some(Target::CloudTrail(op)) => cloudtrail::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::Scan(op)) => scan::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::Rotation(op)) => rotation::dispatch(&state.service, &ctx, op, &body).await,
+        Some(Target::Events(op)) => events::dispatch(&state.service, &ctx, op, &body).await,
     };
     // Fail closed: an answer whose event cannot be taken is not given.
     state.service.record_request(&ctx, &audit::outcome(&answer)).await.map_err(error::audit_error)?;
