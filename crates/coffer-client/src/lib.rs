@@ -6,6 +6,7 @@
 pub mod cloudtrail;
 pub mod config;
 pub mod dotenv;
+pub mod events;
 pub mod iam;
 pub mod query;
 pub mod scan;
