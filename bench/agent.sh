@@ -4,12 +4,14 @@
 #      with `agent-load` (plain GETs with the X-Aws-Parameters-Secrets-Token header, one keep-alive
 #      connection per worker);
 #   2. how long after a PutSecretValue the agent serves the new value: with refreshNow=true (one round
-#      trip to the server), and with plain GETs under the TTL ($PROPAGATION_TTL, default the agent's
-#      default of 300 s: a value in use is refreshed in the background at 80 % of its TTL, so expect up
-#      to the TTL; this part takes that long).
+#      trip to the server); with plain GETs and change events (the default: $PUTS puts, median, p90 and
+#      max from the put's answer to the new value served); and with plain GETs under the TTL alone
+#      (`--no-watch`, $PROPAGATION_TTL, default the agent's default of 300 s: a value in use is
+#      refreshed in the background at 80 % of its TTL, so expect up to the TTL; this part takes that
+#      long; PROPAGATION_TTL=0 skips it).
 #
 #   bench/agent.sh
-#   CONCURRENCY="1 8" DURATION=3 PROPAGATION_TTL=10 bench/agent.sh
+#   CONCURRENCY="1 8" DURATION=3 PROPAGATION_TTL=10 PUTS=20 bench/agent.sh
 #   SKIP_BUILD=1 bench/agent.sh            # reuse $CARGO_TARGET_DIR/release/{coffer,agent-load}
 #
 # No peer is run: AWS's own agent needs AWS (or a full emulator) behind it; its figures are not ours to quote.
@@ -23,6 +25,7 @@ load="$target_dir/release/agent-load"
 CONCURRENCY="${CONCURRENCY:-1 8 64}"
 DURATION="${DURATION:-5}"
 PROPAGATION_TTL="${PROPAGATION_TTL:-300}"
+PUTS="${PUTS:-50}"
 SECRET=bench/agent-secret
 say() { echo "bench: $*" >&2; }
 
@@ -86,8 +89,12 @@ if command -v curl >/dev/null; then echo "health: $(curl_health)"; fi
 echo "== PutSecretValue -> agent serves the new value =="
 "$coffer" secret put "$SECRET" --value "synthetic-value-1" >/dev/null
 "$load" --endpoint "$agent" --propagation "$SECRET" --expect "synthetic-value-1" --refresh-now --label "refreshNow=true"
+"$load" --endpoint "$agent" --put-propagation "$SECRET" --puts "$PUTS" --poll-ms 2 --label "change events"
+if command -v curl >/dev/null; then echo "health: $(curl_health)"; fi
 
-start_agent agent-ttl --ttl-seconds "$PROPAGATION_TTL"
+[ "$PROPAGATION_TTL" -gt 0 ] || exit 0
+"$coffer" secret put "$SECRET" --value "synthetic-value-1" >/dev/null
+start_agent agent-ttl --no-watch --ttl-seconds "$PROPAGATION_TTL"
 # Fetch once so the entry is fresh, then change the value: the worst case for a hot entry.
 "$load" --endpoint "$agent" --propagation "$SECRET" --expect "synthetic-value-1" --poll-ms 1 --label "warm" >/dev/null
 "$coffer" secret put "$SECRET" --value "synthetic-value-2" >/dev/null

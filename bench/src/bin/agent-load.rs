@@ -10,6 +10,12 @@
 //! With `--propagation SECRET_ID --expect VALUE` it instead polls `GET /secretsmanager/get?secretId=...`
 //! every `--poll-ms` until the answer's SecretString is VALUE, and prints how long that took (the time
 //! from a PutSecretValue, made just before, to the agent serving the new value).
+//!
+//! With `--put-propagation SECRET_ID` it makes `--puts` PutSecretValue calls itself (to the Coffer server
+//! the environment names, as the `coffer` CLI finds it: `AWS_ENDPOINT_URL`, the shared credentials file)
+//! and times each from the put's answer to the agent serving the new value, polling with plain GETs
+//! (never `refreshNow`) every `--poll-ms`: the latency of invalidation by change events. It prints the
+//! median, p90 and maximum.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Parser;
-use coffer_bench::{resolve_loopback, seconds_up_to};
+use coffer_bench::{resolve_loopback, seconds_up_to, SERVICE};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -63,6 +69,12 @@ struct Args {
     /// Give up polling after this long
     #[arg(long, default_value = "900", value_parser = seconds_up_to(3600.0))]
     poll_limit: f64,
+    /// Put new values into this secret and time how long the agent takes to serve each (see above)
+    #[arg(long, conflicts_with = "propagation")]
+    put_propagation: Option<String>,
+    /// How many puts --put-propagation makes
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    puts: u64,
     /// A label for the output line
     #[arg(long, default_value = "agent")]
     label: String,
@@ -107,9 +119,10 @@ fn main() -> std::process::ExitCode {
     let result =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from).and_then(|rt| {
             rt.block_on(async {
-                match &args.propagation {
-                    Some(id) => propagation(&args, id).await,
-                    None => load(&args).await,
+                match (&args.propagation, &args.put_propagation) {
+                    (Some(id), _) => propagation(&args, id).await,
+                    (None, Some(id)) => put_propagation(&args, id).await,
+                    (None, None) => load(&args).await,
                 }
             })
         });
@@ -214,6 +227,70 @@ async fn propagation(args: &Args, id: &str) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(args.poll_ms)).await;
     }
+}
+
+/// The SecretString the agent answers for `path`.
+async fn served_value(conn: &mut Conn, host: &str, path: &str, token: &str) -> anyhow::Result<String> {
+    let (status, body) = conn.get(host, path, token).await?;
+    if status != 200 {
+        bail!("the agent answered {status}");
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&body).context("the agent's answer is not JSON")?;
+    Ok(doc.get("SecretString").and_then(|v| v.as_str()).unwrap_or_default().to_string())
+}
+
+async fn put_propagation(args: &Args, id: &str) -> anyhow::Result<()> {
+    use coffer_client::{Client, ClientConfig, ResolveOptions};
+    use coffer_crypto::SecretBytes;
+    use coffer_wire::secretsmanager::{PutSecretValueRequest, PutSecretValueResponse};
+    use coffer_wire::Sensitive;
+
+    let server = Client::new(ClientConfig::resolve(&ResolveOptions::default(), "SECRETS_MANAGER")?)?;
+    let server_host = server.config().endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    resolve_loopback(&server_host).await?;
+    let (addr, host) = target(&args.endpoint).await?;
+    let path = format!("/secretsmanager/get?secretId={}", form_urlencode(id));
+    let mut conn = Conn { addr, sender: None };
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut latencies = Vec::new();
+    // Served once first, so every put replaces a cached (hit) value: the case change events are for.
+    served_value(&mut conn, &host, &path, &args.token).await?;
+    for i in 0..args.puts {
+        let value = format!("propagation-{run}-{i}");
+        let req = PutSecretValueRequest {
+            secret_id: id.to_string(),
+            client_request_token: Some(uuid::Uuid::new_v4().to_string()),
+            secret_string: Some(Sensitive(SecretBytes::from(value.clone()))),
+            ..Default::default()
+        };
+        let _: PutSecretValueResponse = server.call(SERVICE, "secretsmanager.PutSecretValue", &req).await?;
+        let put_answered = Instant::now();
+        loop {
+            if served_value(&mut conn, &host, &path, &args.token).await? == value {
+                latencies.push(put_answered.elapsed());
+                break;
+            }
+            if put_answered.elapsed().as_secs_f64() > args.poll_limit {
+                bail!("put {i}: no new value within {:.0} s", args.poll_limit);
+            }
+            tokio::time::sleep(Duration::from_millis(args.poll_ms)).await;
+        }
+        // Let the refreshed entry settle as a hit before the next put.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "{label}: {n} puts, PutSecretValue answered -> agent serves the new value: median {p50:.1} ms, p90 {p90:.1} ms, max {max:.1} ms (plain GETs every {poll} ms, no refreshNow)",
+        label = args.label,
+        n = latencies.len(),
+        p50 = ms(at(0.5)),
+        p90 = ms(at(0.9)),
+        max = ms(at(1.0)),
+        poll = args.poll_ms,
+    );
+    Ok(())
 }
 
 /// Percent-encodes a query value (only unreserved characters kept).

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 /// Operations that change nothing, by CloudTrail's readOnly rule (Get/List/Describe…, and KMS's
 /// cryptographic calls, which read a key).
 pub fn is_read_only(event_name: &str) -> bool {
-    const READ_PREFIXES: [&str; 16] = [
+    const READ_PREFIXES: [&str; 17] = [
         "Get",
         "List",
         "Describe",
@@ -31,6 +31,8 @@ pub fn is_read_only(event_name: &str) -> bool {
         "GenerateDataKey",
         "GenerateRandom",
         "Verify",
+        // CofferEvents.WaitForChanges: a long poll that reads the change journal.
+        "Wait",
     ];
     READ_PREFIXES.iter().any(|p| event_name.starts_with(p))
 }

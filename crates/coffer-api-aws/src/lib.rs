@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod cloudtrail;
 pub mod error;
+pub mod events;
 pub mod iam;
 mod json;
 pub mod kms;
@@ -92,6 +93,8 @@ enum Target {
     Rotation(rotation::Operation),
     /// Coffer's `CofferStatus.<Op>` (signed as Secrets Manager).
     Status(status::Operation),
+    /// Coffer's `CofferEvents.<Op>` (signed as Secrets Manager).
+    Events(events::Operation),
 }
 
 /// The audit log's event source of a signing service.
@@ -139,6 +142,7 @@ impl Target {
                 Ok((rotation::Operation::parse(op).map(Target::Rotation), coffer_wire::rotation::SERVICE))
             }
             "CofferStatus" => Ok((status::Operation::parse(op).map(Target::Status), coffer_wire::status::SERVICE)),
+            "CofferEvents" => Ok((events::Operation::parse(op).map(Target::Events), coffer_wire::events::SERVICE)),
             _ => Err(ApiError::unknown_operation()),
         }
     }
@@ -330,6 +334,7 @@ where
         Some(Target::Scan(op)) => scan::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::Rotation(op)) => rotation::dispatch(&state.service, &ctx, op, &body).await,
         Some(Target::Status(op)) => status::dispatch(&state.service, &ctx, op, &body).await,
+        Some(Target::Events(op)) => events::dispatch(&state.service, &ctx, op, &body).await,
     };
     // Fail closed: an answer whose event cannot be taken is not given.
     state.service.record_request(&ctx, &audit::outcome(&answer)).await.map_err(error::audit_error)?;

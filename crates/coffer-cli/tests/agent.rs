@@ -1,7 +1,8 @@
 //! End to end, `coffer agent` in front of a real server: the SSRF token and `X-Forwarded-For` rules, the
 //! GetSecretValue and GetParameter answers (the same JSON the API gives), cache hits that never reach the
-//! server, `refreshNow`, stale values while the server is down and fresh ones once it is back, and the
-//! encrypted snapshot that lets an agent start while the server is down.
+//! server, `refreshNow`, stale values while the server is down and fresh ones once it is back, the
+//! encrypted snapshot that lets an agent start while the server is down, and change events that replace
+//! a cached value within a second of its PutSecretValue (unless `--no-watch`).
 
 // Test code: a failed unwrap is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -90,6 +91,16 @@ impl Agent {
 
     fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the agent's stderr (drained by a thread of its own, which may lag behind under
+    /// load) contains `needle`.
+    fn wait_for_stderr(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.stderr().contains(needle) {
+            assert!(Instant::now() < deadline, "{needle:?} not on the agent's stderr: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Stops the agent with SIGTERM and waits for it to exit.
@@ -225,7 +236,8 @@ fn answers_are_the_apis_and_hits_stay_in_the_cache_until_refresh_now() {
     let server = TestServer::start();
     ok(coffer(&server, &["secret", "create", "/app/db_password", "--value", "v1-first"]));
     ok(coffer(&server, &["param", "put", "/app/log-level", "--value", "debug", "--type", "SecureString"]));
-    let agent = Agent::start(&server, &[], &[]);
+    // Without change events: only the TTL (or refreshNow) replaces a cached value.
+    let agent = Agent::start(&server, &["--no-watch"], &[]);
 
     let secret = agent.get("/secretsmanager/get?secretId=%2Fapp%2Fdb_password");
     assert_eq!(secret.status, 200, "{}", secret.body);
@@ -274,6 +286,7 @@ fn answers_are_the_apis_and_hits_stay_in_the_cache_until_refresh_now() {
     assert_eq!(health["misses"], 6, "{health}");
     assert_eq!(health["last_error"]["code"], "ParameterNotFound", "{health}");
     assert!(health["last_refresh"].is_string(), "{health}");
+    assert_eq!(health["change_events"]["enabled"], false, "{health}");
     let health_text = health.to_string();
     for value in ["v1-first", "v2-second", "debug"] {
         assert!(!health_text.contains(value), "no value in /health: {health_text}");
@@ -367,9 +380,75 @@ fn a_snapshot_lets_an_agent_start_while_the_server_is_down() {
     let third = Agent::start(&server, &["--snapshot", snapshot_arg], &[("COFFER_AGENT_PASSPHRASE", "other")]);
     let reply = third.get("/secretsmanager/get?secretId=snap/db");
     assert_eq!(reply.status, 502, "{}", reply.body);
-    assert!(third.stderr().contains("ignoring the snapshot"), "{}", third.stderr());
+    third.wait_for_stderr("ignoring the snapshot");
     assert_eq!(third.health()["source"], "empty");
     for agent in [&second, &third] {
         assert!(!agent.stderr().contains("snapshot-canary-91c3"), "{}", agent.stderr());
+    }
+}
+
+/// Polls the agent (plain GETs, never refreshNow) until `path` answers `expected`; answers how long
+/// that took. Fails after `limit`.
+fn time_until_served(agent: &Agent, path: &str, expected: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let reply = agent.get(path);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let json = reply.json();
+        let value = json["SecretString"].as_str().or_else(|| json["Parameter"]["Value"].as_str()).unwrap();
+        if value == expected {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{path} still answers the old value after {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn change_events_replace_cached_values_within_a_second() {
+    let server = TestServer::start();
+    ok(coffer(&server, &["secret", "create", "/events/db", "--value", "cached-one"]));
+    ok(coffer(&server, &["param", "put", "/events/level", "--value", "debug", "--type", "String"]));
+    let agent = Agent::start(&server, &[], &[]);
+    let secret = "/secretsmanager/get?secretId=%2Fevents%2Fdb";
+    let previous = "/secretsmanager/get?secretId=%2Fevents%2Fdb&versionStage=AWSPREVIOUS";
+    let param = "/systemsmanager/parameters/get?name=%2Fevents%2Flevel";
+    assert_eq!(secret_value(&agent.get(secret)), "cached-one");
+    assert_eq!(agent.get(param).status, 200);
+    assert_eq!(agent.get(secret).header("x-coffer-cache"), Some("hit"));
+
+    // The default TTL is 300 s: only a change event can bring the new value this soon.
+    ok(coffer(&server, &["secret", "put", "/events/db", "--value", "changed-two"]));
+    let took = time_until_served(&agent, secret, "changed-two", Duration::from_secs(1));
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let after = agent.get(secret);
+    assert_eq!((secret_value(&after).as_str(), after.header("x-coffer-cache")), ("changed-two", Some("hit")));
+    assert_eq!(secret_value(&agent.get(previous)), "cached-one");
+
+    // Every cached version of a changed secret is refetched, and parameters follow too.
+    ok(coffer(&server, &["secret", "put", "/events/db", "--value", "changed-three"]));
+    time_until_served(&agent, secret, "changed-three", Duration::from_secs(1));
+    time_until_served(&agent, previous, "changed-two", Duration::from_secs(1));
+    ok(coffer(&server, &["param", "put", "/events/level", "--value", "info", "--type", "String", "--overwrite"]));
+    time_until_served(&agent, param, "info", Duration::from_secs(1));
+
+    // A deleted secret stops being served (the refetch hears the server's refusal).
+    ok(coffer(&server, &["secret", "delete", "/events/db", "--force"]));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while agent.get(secret).status == 200 {
+        assert!(Instant::now() < deadline, "a deleted secret is still served");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let health = agent.health();
+    let events = &health["change_events"];
+    assert_eq!(events["enabled"], true, "{health}");
+    assert_eq!(events["subscribed"], true, "{health}");
+    assert!(events["changes"].as_u64().unwrap() >= 4, "{health}");
+    assert!(events["last_change"].is_string(), "{health}");
+    assert_eq!(events["watched_parameters"], 1, "{health}");
+    for value in ["cached-one", "changed-two", "changed-three"] {
+        assert!(!health.to_string().contains(value), "no value in /health: {health}");
+        assert!(!agent.stderr().contains(value), "{}", agent.stderr());
     }
 }

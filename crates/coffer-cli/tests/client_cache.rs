@@ -314,3 +314,37 @@ async fn dotenv_mode_gives_the_same_answers_from_a_file() {
     let err = fresh.load_manifest(&manifest).await.unwrap_err();
     assert_eq!(err.to_string(), "1 required item is missing: STRIPE_KEY (secret shop/prod/stripe-key: not found)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_events_bring_a_new_value_within_a_second_of_the_put() {
+    let server = TestServer::start();
+    ok(&server, &["secret", "create", "/events/db", "--value", "events-v1"]);
+    ok(&server, &["param", "put", "/events/flag", "--value", "off", "--type", "String"]);
+    let cache = SecretCache::new(server_source(&server, None), settings(Duration::from_secs(3600))).unwrap();
+    let watch = cache
+        .watch_changes(coffer_client::events::WatchRequest {
+            wait: Duration::from_secs(2),
+            ..coffer_client::events::WatchRequest::paths(["/events".to_string()])
+        })
+        .expect("a server source can watch");
+    assert_eq!(secret_text(&cache, "/events/db").await, "events-v1");
+    assert_eq!(cache.get_parameter("/events/flag").await.unwrap().value.expose_str().unwrap(), "off");
+
+    // With an hour's TTL only the change event can bring the new values.
+    ok(&server, &["secret", "put", "/events/db", "--value", "events-v2"]);
+    ok(&server, &["param", "put", "/events/flag", "--value", "on", "--type", "String", "--overwrite"]);
+    let started = Instant::now();
+    eventually("the new secret value", Duration::from_secs(1), async || {
+        secret_text(&cache, "/events/db").await == "events-v2"
+    })
+    .await;
+    eventually("the new parameter value", Duration::from_secs(1), async || {
+        cache.get_parameter("/events/flag").await.unwrap().value.expose_str().unwrap() == "on"
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+
+    // Dropping the last clone of the cache ends the subscription.
+    drop(cache);
+    tokio::time::timeout(Duration::from_secs(10), watch).await.expect("the watch ends").unwrap();
+}

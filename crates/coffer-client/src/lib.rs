@@ -42,6 +42,7 @@ pub mod cache;
 pub mod cloudtrail;
 pub mod config;
 pub mod dotenv;
+pub mod events;
 pub mod iam;
 pub mod manifest;
 pub mod profile;

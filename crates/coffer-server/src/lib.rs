@@ -335,6 +335,17 @@ impl Frontend {
             Frontend::Gated(gate) => gate.handle(remote, req).await,
         }
     }
+
+    /// Ends the change subscribers' long polls, so they do not hold up a graceful shutdown.
+    fn close_change_waits(&self) {
+        let service = match self {
+            Frontend::Open(api) => Some(api.service.clone()),
+            Frontend::Gated(gate) => gate.current_service(),
+        };
+        if let Some(service) = service {
+            service.close_change_waits();
+        }
+    }
 }
 
 async fn serve(
@@ -384,6 +395,7 @@ async fn serve(
         });
     }
     drop(listener);
+    frontend.close_change_waits();
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),

@@ -549,6 +549,10 @@ impl Gate {
     async fn seal(&self) {
         let mut control = self.control.lock().await;
         let previous = self.api.swap(None);
+        if let Some(api) = &previous {
+            // Long polls would otherwise keep the sealed keyring alive until their waits end.
+            api.service.close_change_waits();
+        }
         if let Some(stop) = control.scheduler_stop.take() {
             let _ = stop.send(true);
         }

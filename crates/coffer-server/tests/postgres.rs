@@ -1,6 +1,7 @@
 //! The real server over PostgreSQL (`--storage postgres://...`), end to end through the AWS wire
 //! protocols: data outlives the server that wrote it, two servers over one schema see each other's
-//! writes at once, and a record one server caches is refreshed when the other changes it.
+//! writes at once, a record one server caches is refreshed when the other changes it, and a change
+//! subscriber of one server hears of the other's changes.
 //!
 //! The server is `COFFER_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`); each test
 //! gets a fresh schema. When PostgreSQL cannot be reached these tests fail, saying so.
@@ -180,6 +181,11 @@ impl Api {
         got["SecretString"].as_str().expect("a SecretString").to_string()
     }
 
+    /// `CofferEvents.WaitForChanges` (signed as Secrets Manager).
+    async fn wait_for_changes(&self, request: Value) -> Value {
+        self.call("secretsmanager", "CofferEvents.WaitForChanges", &request).await
+    }
+
     async fn parameter_value(&self, name: &str) -> String {
         let got = self.ssm("GetParameter", json!({ "Name": name, "WithDecryption": true })).await;
         got["Parameter"]["Value"].as_str().expect("a parameter value").to_string()
@@ -326,6 +332,48 @@ async fn a_change_on_one_server_reaches_the_others_cache() {
     })
     .await;
     eprintln!("DeleteSecret on a reached b's cache in {took:?}");
+
+    server_a.shutdown().await;
+    server_b.shutdown().await;
+}
+
+/// A subscriber long-polling server B (`CofferEvents.WaitForChanges`) hears of a PutSecretValue made
+/// through server A within a second: A's notice reaches B's change journal as a `Changed` event, and a
+/// read on B right after it answers the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_of_one_server_hears_of_the_others_changes() {
+    let schema = TestSchema::create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let long_lived = |dir: &Path| ServerConfig { cache_max_age_ms: Some(600_000), ..config(&schema, dir) };
+    let server_a = start_with(long_lived(&dir_a)).await;
+    let credentials = root_credentials(&server_a);
+    node_dir(&dir_a, &dir_b);
+    let server_b = start_with(long_lived(&dir_b)).await;
+    let (a, b) = (Api::new(&server_a, &credentials), Api::new(&server_b, &credentials));
+
+    a.secrets("CreateSecret", json!({ "Name": "events/token", "SecretString": "first" })).await;
+    assert_eq!(b.secret_string("events/token").await, "first");
+    let cursor = b.wait_for_changes(json!({})).await["Cursor"].as_str().unwrap().to_string();
+    let poll = json!({ "SecretIds": ["events/token"], "Cursor": cursor, "WaitTimeSeconds": 10 });
+    let (answer, put_done) = tokio::join!(b.wait_for_changes(poll), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        a.secrets("PutSecretValue", json!({ "SecretId": "events/token", "SecretString": "second" })).await;
+        Instant::now()
+    });
+    let heard = Instant::now();
+    assert!(heard.duration_since(put_done) < Duration::from_secs(1), "heard {:?} after the put", heard - put_done);
+    let changes = answer["Changes"].as_array().unwrap();
+    assert!(!changes.is_empty(), "{answer}");
+    assert_eq!(changes[0]["Name"], "events/token", "{answer}");
+    assert_eq!(changes[0]["Change"], "Changed", "B knows which record, not what A did: {answer}");
+    assert_eq!(answer["Reset"], false, "{answer}");
+    assert_eq!(b.secret_string("events/token").await, "second", "B's cache was dropped before the event");
+
+    // Each node has its own journal: a cursor of A's is foreign to B.
+    let a_cursor = a.wait_for_changes(json!({})).await;
+    let foreign = b.wait_for_changes(json!({ "SecretIds": ["events/token"], "Cursor": a_cursor["Cursor"] })).await;
+    assert_eq!(foreign["Reset"], true, "{foreign}");
 
     server_a.shutdown().await;
     server_b.shutdown().await;

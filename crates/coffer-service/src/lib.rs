@@ -12,6 +12,7 @@
 pub mod arn;
 pub mod audit;
 mod cache;
+pub mod changes;
 pub mod clock;
 pub mod context;
 pub mod credentials;
@@ -91,6 +92,8 @@ pub struct Service {
     audit: audit::AuditLog,
     /// The rotators this node can run, by RotationLambdaARN.
     rotators: secrets::rotation::Rotators,
+    /// The recent changes subscribers long-poll for.
+    changes: changes::ChangeJournal,
 }
 
 impl Service {
@@ -111,6 +114,7 @@ impl Service {
             sessions: Default::default(),
             rewrap_requested: Default::default(),
             rotators: secrets::rotation::Rotators::with_builtins(),
+            changes: Default::default(),
         }
     }
 
@@ -155,7 +159,7 @@ impl Service {
     }
 
     /// Applies a notice of the store's change feed (a change committed by any node): drops the cached
-    /// copies it names.
+    /// copies it names, and tells this node's change subscribers (see [`changes`]).
     pub fn apply_change_notice(&self, notice: &coffer_store::ChangeNotice) {
         use coffer_store::ChangeNotice;
         match notice {
@@ -164,6 +168,7 @@ impl Service {
             ChangeNotice::KmsKey { region, key_id } => self.invalidate_kms_key(region, key_id),
             ChangeNotice::Everything => self.invalidate_all_caches(),
         }
+        self.publish_notice(notice);
     }
 }
 

@@ -6,6 +6,7 @@
 //! Secret material is carried in [`Sensitive`], which zeroizes and never prints.
 
 pub mod cloudtrail;
+pub mod events;
 pub mod kms;
 pub mod rotation;
 pub mod scan;

@@ -12,7 +12,11 @@
 //! - when that fetch fails for a reason that is the server's (unreachable, timed out, 5xx), the cached
 //!   value is served anyway until `max_stale` past its TTL, and the error is kept for `/health`;
 //! - when the server says no (4xx: not found, access denied), the answer is passed on and the entry
-//!   dropped: a deleted or revoked secret must not outlive its deletion here.
+//!   dropped: a deleted or revoked secret must not outlive its deletion here;
+//! - when the server reports a change of the record (see `events`), the entry is invalidated — no
+//!   longer a hit, still a stale stand-in while the server is unavailable — and refetched at once, so
+//!   the next request is answered with the new value. A fetch that began before the change was heard
+//!   may carry the old value: its answer neither clears the invalidation nor replaces a later fetch's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use coffer_client::{Client, ClientError};
 use coffer_crypto::SecretBytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// How long one upstream call may take before it counts as the server being unavailable: long enough
 /// for a loaded server, short enough that a stale value still answers an application in time.
@@ -192,6 +196,11 @@ struct Entry {
     refreshing: bool,
     /// This entry's position in [`Inner::lru`].
     used: u64,
+    /// Set (to the [`Inner::changes_heard`] count) when a change of the record was heard after this
+    /// answer's fetch began: the answer may be the replaced value, so it is no longer a hit.
+    invalidated_at: Option<u64>,
+    /// [`Inner::changes_heard`] when this answer's fetch began.
+    fetch_started: u64,
 }
 
 /// An error kept for `/health`: its code and message, never a value.
@@ -212,6 +221,8 @@ struct Inner {
     clock: u64,
     last_refresh: Option<SystemTime>,
     last_error: Option<RecordedError>,
+    /// How many change reports have invalidated entries: fetches are ordered against them.
+    changes_heard: u64,
 }
 
 impl Inner {
@@ -261,6 +272,8 @@ pub struct Cache {
     counters: Counters,
     /// Woken after each successful fetch when a snapshot is kept.
     snapshot_writer: OnceLock<Arc<Notify>>,
+    /// Bumped when an answer for a new key is cached: the change subscription then asks for it too.
+    keys_added: watch::Sender<u64>,
 }
 
 /// One cached answer as the snapshot stores it.
@@ -300,7 +313,7 @@ pub struct HealthError {
     pub at: Option<String>,
 }
 
-fn rfc3339(t: SystemTime) -> Option<String> {
+pub(super) fn rfc3339(t: SystemTime) -> Option<String> {
     time::OffsetDateTime::from(t).format(&time::format_description::well_known::Rfc3339).ok()
 }
 
@@ -313,6 +326,7 @@ impl Cache {
             inner: Mutex::new(Inner::default()),
             counters: Counters::default(),
             snapshot_writer: OnceLock::new(),
+            keys_added: watch::Sender::new(0),
         })
     }
 
@@ -333,7 +347,7 @@ impl Cache {
             let mut inner = self.lock();
             if let Some(entry) = inner.entries.get_mut(&key) {
                 let age = entry.fetched_at.elapsed();
-                if !entry.from_snapshot && age < self.settings.ttl {
+                if !entry.from_snapshot && entry.invalidated_at.is_none() && age < self.settings.ttl {
                     let body = entry.body.clone();
                     if age >= self.refresh_after() && !entry.refreshing {
                         entry.refreshing = true;
@@ -347,10 +361,11 @@ impl Cache {
             }
         }
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let started = self.lock().changes_heard;
         match self.fetch(&key).await {
             Ok(body) => {
                 let body = Arc::new(body);
-                self.store(key, body.clone(), true);
+                self.store(key, body.clone(), true, started);
                 Ok(Served { body, freshness: Freshness::Fetched })
             }
             Err(e) => self.fall_back(&key, e),
@@ -411,14 +426,19 @@ impl Cache {
         }
     }
 
-    /// Keeps a freshly fetched answer. A background refresh (`insert_if_absent == false`) does not bring
-    /// back an entry evicted or dropped while it ran.
-    fn store(&self, key: CacheKey, body: Arc<SecretBytes>, insert_if_absent: bool) {
+    /// Keeps a freshly fetched answer whose fetch began when `started` changes had been heard. A
+    /// background refresh (`insert_if_absent == false`) does not bring back an entry evicted or dropped
+    /// while it ran; an answer whose fetch began before the cached one's does not replace it.
+    fn store(&self, key: CacheKey, body: Arc<SecretBytes>, insert_if_absent: bool, started: u64) {
         let now_wall = SystemTime::now();
-        {
+        let new_key = {
             let mut inner = self.lock();
             inner.last_refresh = Some(now_wall);
-            if !insert_if_absent && !inner.entries.contains_key(&key) {
+            let existing = inner.entries.get(&key).map(|e| (e.fetch_started, e.invalidated_at));
+            if !insert_if_absent && existing.is_none() {
+                return;
+            }
+            if existing.is_some_and(|(fetch_started, _)| fetch_started > started) {
                 return;
             }
             let entry = Entry {
@@ -428,8 +448,14 @@ impl Cache {
                 from_snapshot: false,
                 refreshing: false,
                 used: 0,
+                invalidated_at: existing.and_then(|(_, at)| at).filter(|at| *at > started),
+                fetch_started: started,
             };
             inner.insert(key, entry, self.settings.max_entries);
+            existing.is_none()
+        };
+        if new_key {
+            self.keys_added.send_modify(|n| *n = n.wrapping_add(1));
         }
         if let Some(writer) = self.snapshot_writer.get() {
             writer.notify_one();
@@ -440,8 +466,9 @@ impl Cache {
         let cache = self.clone();
         tokio::spawn(async move {
             cache.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+            let started = cache.lock().changes_heard;
             match cache.fetch(&key).await {
-                Ok(body) => cache.store(key, Arc::new(body), false),
+                Ok(body) => cache.store(key, Arc::new(body), false, started),
                 Err(error) => {
                     let mut inner = cache.lock();
                     inner.last_error = Some(RecordedError {
@@ -485,11 +512,75 @@ impl Cache {
                 from_snapshot: true,
                 refreshing: false,
                 used: 0,
+                invalidated_at: None,
+                fetch_started: 0,
             };
             inner.insert(e.key, entry, self.settings.max_entries);
             loaded += 1;
         }
         loaded
+    }
+
+    /// A change of the records `concerns` picks was reported: their entries stop being hits and are
+    /// refetched now, so the next request gets the new value without waiting on the server. Answers
+    /// how many entries were invalidated.
+    pub fn invalidate(self: &Arc<Self>, concerns: impl Fn(&CacheKey) -> bool) -> usize {
+        let keys: Vec<CacheKey> = {
+            let mut inner = self.lock();
+            inner.changes_heard += 1;
+            let heard = inner.changes_heard;
+            let mut keys = Vec::new();
+            for (key, entry) in inner.entries.iter_mut().filter(|(key, _)| concerns(key)) {
+                entry.invalidated_at = Some(heard);
+                entry.refreshing = true;
+                keys.push(key.clone());
+            }
+            keys
+        };
+        let count = keys.len();
+        for key in keys {
+            self.spawn_refresh(key);
+        }
+        count
+    }
+
+    /// Changes may have been missed: every entry stops being a hit (each is fetched again when next
+    /// asked for; refetching all of them at once could be a burst of a million requests).
+    pub fn invalidate_all(&self) {
+        let mut inner = self.lock();
+        inner.changes_heard += 1;
+        let heard = inner.changes_heard;
+        for entry in inner.entries.values_mut() {
+            entry.invalidated_at = Some(heard);
+        }
+    }
+
+    /// The distinct secret ids and parameter names the cache holds answers for — what to watch — the
+    /// most recently used first, at most `max_ids` of each and `max_bytes` of ids in all (a request
+    /// the server can take; entries beyond are left to their TTL).
+    pub fn watched_ids(&self, max_ids: usize, max_bytes: usize) -> (Vec<String>, Vec<String>) {
+        use std::collections::HashSet;
+        let inner = self.lock();
+        let (mut secrets, mut parameters) = (Vec::new(), Vec::new());
+        let (mut seen_secrets, mut seen_parameters) = (HashSet::new(), HashSet::new());
+        let mut bytes = 0usize;
+        for key in inner.lru.values().rev() {
+            let (list, seen, id) = match key {
+                CacheKey::Secret { id, .. } => (&mut secrets, &mut seen_secrets, id),
+                CacheKey::Parameter { name, .. } => (&mut parameters, &mut seen_parameters, name),
+            };
+            if list.len() >= max_ids || bytes + id.len() > max_bytes || !seen.insert(id.as_str()) {
+                continue;
+            }
+            bytes += id.len();
+            list.push(id.clone());
+        }
+        (secrets, parameters)
+    }
+
+    /// Changes whenever an answer for a new key is cached.
+    pub fn keys_added(&self) -> watch::Receiver<u64> {
+        self.keys_added.subscribe()
     }
 
     /// The entries worth writing to a snapshot: those still servable.
@@ -557,6 +648,8 @@ mod tests {
     struct FakeUpstream {
         calls: AtomicUsize,
         failure: Mutex<Option<FetchError>>,
+        /// The next call answers only after this long (a slow server).
+        delay_next: Mutex<Option<Duration>>,
     }
 
     impl FakeUpstream {
@@ -569,6 +662,10 @@ mod tests {
         fn fetch<'a>(&'a self, _key: &'a CacheKey) -> FetchFuture<'a> {
             Box::pin(async move {
                 let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                let delay = self.delay_next.lock().unwrap().take();
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
                 if let Some(e) = self.failure.lock().unwrap().clone() {
                     return Err(e);
                 }
@@ -698,5 +795,72 @@ mod tests {
         let served = cache.get(secret("a"), false).await.unwrap();
         assert_eq!((text(&served), served.freshness), ("value-2".into(), Freshness::Fetched));
         assert_eq!(cache.health().source, "server");
+    }
+
+    /// Lets background refreshes run, then answers `key`'s value, which must be a hit.
+    async fn hit_after_refresh(cache: &Arc<Cache>, key: &CacheKey) -> String {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let served = cache.get(key.clone(), false).await.unwrap();
+        assert_eq!(served.freshness, Freshness::Hit, "{key:?}");
+        text(&served)
+    }
+
+    #[tokio::test]
+    async fn a_reported_change_refetches_its_entries_at_once() {
+        let (cache, upstream) = cache(60_000, 10, 60_000);
+        cache.get(secret("a"), false).await.unwrap();
+        cache.get(secret("b"), false).await.unwrap();
+        assert_eq!(cache.watched_ids(10, 1000), (vec!["b".to_string(), "a".to_string()], vec![]), "recent first");
+        assert_eq!(cache.watched_ids(1, 1000).0, ["b"]);
+        assert_eq!(cache.watched_ids(10, 1).0, ["b"], "ids up to a size a request can carry");
+        assert_eq!(cache.invalidate(|key| *key == secret("a")), 1);
+        // Refetched in the background: the old answer is never a hit again.
+        assert_eq!(hit_after_refresh(&cache, &secret("a")).await, "value-3");
+        assert_eq!(upstream.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(text(&cache.get(secret("b"), false).await.unwrap()), "value-2", "b was not touched");
+
+        // While the server is down, an invalidated entry still stands in (stale), as an expired one does.
+        upstream.fail_with(Some(unavailable()));
+        cache.invalidate(|_| true);
+        let served = cache.get(secret("a"), false).await.unwrap();
+        assert_eq!((text(&served), served.freshness), ("value-3".into(), Freshness::Stale));
+    }
+
+    #[tokio::test]
+    async fn a_fetch_begun_before_a_change_neither_clears_nor_overwrites_it() {
+        let (cache, upstream) = cache(60_000, 10, 60_000);
+        cache.get(secret("a"), false).await.unwrap();
+        // A slow fetch (value-2) starts before the change is heard; the change's refetch (value-3)
+        // starts after it and ends first.
+        *upstream.delay_next.lock().unwrap() = Some(Duration::from_millis(200));
+        let slow = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get(secret("a"), true).await.map(|s| text(&s)) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cache.invalidate(|key| *key == secret("a"));
+        assert_eq!(hit_after_refresh(&cache, &secret("a")).await, "value-3");
+        assert_eq!(slow.await.unwrap().unwrap(), "value-2", "its own caller still gets its answer");
+        assert_eq!(hit_after_refresh(&cache, &secret("a")).await, "value-3", "the older answer did not replace it");
+
+        cache.invalidate_all();
+        let served = cache.get(secret("a"), false).await.unwrap();
+        assert_eq!((text(&served), served.freshness), ("value-4".into(), Freshness::Fetched));
+    }
+
+    #[tokio::test]
+    async fn new_keys_are_announced_to_the_subscription() {
+        let (cache, _) = cache(60_000, 10, 0);
+        let mut added = cache.keys_added();
+        added.borrow_and_update();
+        cache.get(secret("a"), false).await.unwrap();
+        assert!(added.has_changed().unwrap(), "a new key");
+        added.borrow_and_update();
+        cache.get(secret("a"), true).await.unwrap();
+        assert!(!added.has_changed().unwrap(), "a refetch of a cached key is not new");
+        let parameter = CacheKey::Parameter { name: "/p".into(), with_decryption: true };
+        cache.get(parameter, false).await.unwrap();
+        assert!(added.has_changed().unwrap());
+        assert_eq!(cache.watched_ids(10, 1000), (vec!["a".to_string()], vec!["/p".to_string()]));
     }
 }

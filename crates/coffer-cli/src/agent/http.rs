@@ -6,7 +6,7 @@
 //! - `GET /systemsmanager/parameters/get?name=...[&withDecryption=true][&refreshNow=true]` answers the
 //!   GetParameter JSON;
 //! - `GET /ping` answers `healthy` (no token needed: it is what load balancers and probes call);
-//! - `GET /health` answers the cache's state as JSON (no values).
+//! - `GET /health` answers the cache's state and the change subscription's as JSON (no values).
 //!
 //! SSRF protection: everything but `/ping` needs the `X-Aws-Parameters-Secrets-Token` header equal to
 //! the agent's token (compared in constant time), and any request carrying `X-Forwarded-For` was relayed
@@ -28,7 +28,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
-use super::cache::{Cache, CacheKey, FetchError, Served};
+use super::cache::{Cache, CacheKey, FetchError, Health, Served};
+use super::events::{WatchHealth, WatchStatus};
 use super::TOKEN_HEADER;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -37,6 +38,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct AgentState {
     pub cache: Arc<Cache>,
     pub token: SecretBytes,
+    /// The change subscription; `None` with `--no-watch`.
+    pub watch: Option<Arc<WatchStatus>>,
+}
+
+/// `/health`: the cache's state, and the change subscription's under `change_events`.
+#[derive(serde::Serialize)]
+struct HealthReport {
+    #[serde(flatten)]
+    cache: Health,
+    change_events: WatchHealth,
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.
@@ -121,7 +132,10 @@ pub async fn handle<B>(state: &AgentState, req: Request<B>) -> Response<Full<Byt
     }
     let query = Query::parse(req.uri().query().unwrap_or(""));
     match route {
-        Route::Health => json(StatusCode::OK, &state.cache.health()),
+        Route::Health => json(
+            StatusCode::OK,
+            &HealthReport { cache: state.cache.health(), change_events: WatchStatus::health(state.watch.as_deref()) },
+        ),
         Route::Secret => match secret_key(&query) {
             Ok((key, refresh_now)) => answer(state.cache.get(key, refresh_now).await),
             Err(message) => error(StatusCode::BAD_REQUEST, "InvalidParameterException", &message),

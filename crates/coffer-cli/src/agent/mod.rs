@@ -5,8 +5,11 @@
 //! - [`cache`]: TTL, LRU bound, background refresh of hot entries, stale-on-error.
 //! - [`snapshot`]: the optional encrypted on-disk copy of the cache, so applications can start while the
 //!   server is down.
+//! - [`events`]: invalidation by the server's change events, so a new value is served within about a
+//!   second instead of at the end of the TTL.
 
 mod cache;
+mod events;
 mod http;
 mod snapshot;
 
@@ -50,6 +53,11 @@ pub struct AgentArgs {
     /// AWS_CONTAINER_AUTHORIZATION_TOKEN: a value, or file://PATH)
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Do not subscribe to the server's change events: cached values are then replaced only when their
+    /// TTL ends (or on refreshNow=true). By default a changed secret or parameter is refetched within
+    /// about a second (the credentials need coffer:WaitForChanges)
+    #[arg(long)]
+    no_watch: bool,
     #[command(flatten)]
     conn: Connection,
 }
@@ -62,6 +70,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let secrets = client_for(&args.conn, "SECRETS_MANAGER").map_err(|e| e.context("the Secrets Manager client"))?;
     let parameters = client_for(&args.conn, "SSM").map_err(|e| e.context("the Parameter Store client"))?;
     let endpoint = secrets.config().endpoint.clone();
+    let watch_client = if args.no_watch {
+        None
+    } else {
+        let client = client_for(&args.conn, "SECRETS_MANAGER").map_err(|e| e.context("the change events client"))?;
+        Some(Arc::new(client))
+    };
 
     let snapshot = match &args.snapshot {
         None => None,
@@ -113,7 +127,11 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<ExitCode> {
     let local = listener.local_addr().context("reading the listening address")?;
     println!("coffer agent listening on http://{local}");
 
-    let state = Arc::new(http::AgentState { cache: cache.clone(), token });
+    let watch = match watch_client {
+        Some(client) => Some(events::start(cache.clone(), client).await),
+        None => None,
+    };
+    let state = Arc::new(http::AgentState { cache: cache.clone(), token, watch });
     http::serve(listener, state, shutdown_signal()).await;
 
     // A last write so the snapshot holds what the agent held, whatever the debounce left pending.

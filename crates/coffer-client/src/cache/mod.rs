@@ -795,6 +795,40 @@ impl SecretCache {
         marked
     }
 
+    /// Subscribes to the server's change events for `request` (`CofferEvents.WaitForChanges`) and
+    /// marks what a change names as changed, so the next read fetches the new value — within
+    /// milliseconds of a put or a rotation on the server, instead of at the end of the TTL. A reset
+    /// (changes may have been missed) marks everything. The task ends when the last clone of the cache
+    /// is dropped; `None` for a dotenv source or without a Tokio runtime. Subscribe before
+    /// [`load_manifest`](Self::load_manifest) so no change slips between the load and the subscription.
+    pub fn watch_changes(&self, request: crate::events::WatchRequest) -> Option<tokio::task::JoinHandle<()>> {
+        let SecretSource::Server { secrets, .. } = &self.shared.source else { return None };
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let client = crate::Client::new(secrets.config().clone()).ok()?;
+        let mut subscription = crate::events::ChangeSubscription::new(Arc::new(client), request);
+        let cache = Arc::downgrade(&self.shared);
+        Some(runtime.spawn(async move {
+            loop {
+                let heard = subscription.next().await;
+                let Some(shared) = cache.upgrade() else { return };
+                let cache = SecretCache { shared };
+                match heard {
+                    Ok(crate::events::Notification::Changes(changes)) => {
+                        for change in &changes {
+                            cache.invalidate(&change.name);
+                            cache.invalidate(&change.arn);
+                        }
+                    }
+                    Ok(crate::events::Notification::Reset) => {
+                        cache.invalidate_all();
+                    }
+                    // The subscription backs off before its next poll; the TTL still bounds staleness.
+                    Err(_) => {}
+                }
+            }
+        }))
+    }
+
     /// Marks every cached value as changed (see [`invalidate`](Self::invalidate)), as after a lost
     /// connection to a change feed. Answers how many were marked.
     pub fn invalidate_all(&self) -> usize {

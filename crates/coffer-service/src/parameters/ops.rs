@@ -169,7 +169,7 @@ impl Service {
     }
 
     /// Commits a parameter change and drops the cached copy, whatever the outcome (a conflict means
-    /// the cached copy is stale too).
+    /// the cached copy is stale too); a committed change goes to change subscribers.
     async fn write_parameter(
         &self,
         ctx: &RequestContext,
@@ -182,8 +182,12 @@ impl Service {
                 (region.clone(), name.clone())
             }
         };
+        let change = self.parameter_change(ctx, &write);
         let result = self.with_change_event(ctx, response, |event| self.store.write_parameter(write, event)).await;
         self.parameter_cache.invalidate(&region, &name);
+        if result.is_ok() {
+            self.publish_change(change);
+        }
         result
     }
 

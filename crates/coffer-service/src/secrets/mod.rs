@@ -325,6 +325,7 @@ impl Service {
 
     /// Runs `decide` on the current state and commits its write; on a lost race, re-reads from the
     /// store and decides again. The decision never double-applies: each attempt starts from a fresh state.
+    /// A committed change that readers can see goes to change subscribers (see [`crate::changes`]).
     async fn modify<R>(
         &self,
         ctx: &RequestContext,
@@ -338,6 +339,7 @@ impl Service {
             let Some(write) = decision.write else { return Ok(decision.output) };
             let arn = write.arn().to_string();
             let deleting = matches!(write, SecretWrite::Delete { .. });
+            let change = self.secret_change(ctx, Some(&state), &write);
             let response = serde_json::json!({ "aRN": arn, "name": state.secret.name });
             match self.with_change_event(ctx, response, |event| self.store.write_secret(write, event)).await {
                 Ok(()) => {
@@ -347,6 +349,8 @@ impl Service {
                         let epoch = self.cache.epoch();
                         self.cache.store_if_newer(Arc::new(new_state), epoch);
                     }
+                    // After the cache holds the new state: a subscriber that refetches at once reads it.
+                    self.publish_change(change);
                     return Ok(decision.output);
                 }
                 Err(StoreError::Conflict) | Err(StoreError::NotFound) => {
@@ -528,10 +532,12 @@ impl Service {
         let state = SecretState { secret, versions };
         let response = serde_json::json!({ "aRN": arn, "name": input.name, "versionId": token });
         let write = SecretWrite::Create(state.clone());
+        let change = self.secret_change(ctx, None, &write);
         match self.with_change_event(ctx, response, |event| self.store.write_secret(write, event)).await {
             Ok(()) => {
                 let epoch = self.cache.epoch();
                 self.cache.store_if_newer(Arc::new(state), epoch);
+                self.publish_change(change);
                 Ok(SecretIdentity { arn, name: input.name, version_id: token })
             }
             Err(StoreError::AlreadyExists) => {
@@ -1226,9 +1232,12 @@ impl Service {
             );
             ctx.audit.resource(&arn);
             let write = SecretWrite::Delete { arn: arn.clone(), expected_revision: revision };
+            let change = self.secret_change(&ctx, None, &write);
             let response = serde_json::json!({ "aRN": arn });
             match self.with_change_event(&ctx, response, |event| self.store.write_secret(write, event)).await {
                 Ok(()) => {
+                    self.cache.invalidate(&arn);
+                    self.publish_change(change);
                     purged += 1;
                     tracing::info!(%arn, "scheduled deletion carried out");
                 }
