@@ -497,12 +497,17 @@ struct Shared {
     state: Mutex<State>,
     counters: Counters,
     refresher: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The change-event subscriptions (`watch_changes`), ended with the cache.
+    watchers: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         if let Some(task) = self.refresher.get_mut().ok().and_then(Option::take) {
             task.abort();
+        }
+        if let Ok(watchers) = self.watchers.get_mut() {
+            watchers.drain(..).for_each(|task| task.abort());
         }
     }
 }
@@ -534,6 +539,7 @@ impl SecretCache {
             state: Mutex::new(State::default()),
             counters: Counters::default(),
             refresher: Mutex::new(None),
+            watchers: Mutex::new(Vec::new()),
         });
         if shared.settings.background_refresh {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -807,8 +813,9 @@ impl SecretCache {
         let client = crate::Client::new(secrets.config().clone()).ok()?;
         let mut subscription = crate::events::ChangeSubscription::new(Arc::new(client), request);
         let cache = Arc::downgrade(&self.shared);
-        Some(runtime.spawn(async move {
+        let task = runtime.spawn(async move {
             loop {
+                // Dropping the cache aborts this task (see `Shared`'s drop), even mid-poll.
                 let heard = subscription.next().await;
                 let Some(shared) = cache.upgrade() else { return };
                 let cache = SecretCache { shared };
@@ -826,7 +833,9 @@ impl SecretCache {
                     Err(_) => {}
                 }
             }
-        }))
+        });
+        lock(&self.shared.watchers).push(task.abort_handle());
+        Some(task)
     }
 
     /// Marks every cached value as changed (see [`invalidate`](Self::invalidate)), as after a lost
