@@ -293,6 +293,22 @@ where
     }
 }
 
+/// Two servers over one schema that trust their caches (`read_consistency = cached`) for far longer than
+/// a test waits: only a change notice can refresh what one of them cached.
+async fn two_caching_servers(schema: &TestSchema, dir: &Path) -> (RunningServer, RunningServer, Credentials) {
+    let (dir_a, dir_b) = (dir.join("a"), dir.join("b"));
+    let caching = |dir: &Path| ServerConfig {
+        cache_max_age_ms: Some(600_000),
+        read_consistency: coffer_server::config::ReadConsistency::Cached,
+        ..config(schema, dir)
+    };
+    let server_a = start_with(caching(&dir_a)).await;
+    let credentials = root_credentials(&server_a);
+    node_dir(&dir_a, &dir_b);
+    let server_b = start_with(caching(&dir_b)).await;
+    (server_a, server_b, credentials)
+}
+
 /// A record server B holds in its cache, changed (or deleted) through server A, reads as changed on B
 /// within moments: A's write notifies B through PostgreSQL and B drops its copy. The servers' maximum
 /// cache age is set far beyond the 2 s this test waits, so only the notice can have refreshed B.
@@ -300,12 +316,7 @@ where
 async fn a_change_on_one_server_reaches_the_others_cache() {
     let schema = TestSchema::create().await;
     let tmp = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let long_lived = |dir: &Path| ServerConfig { cache_max_age_ms: Some(600_000), ..config(&schema, dir) };
-    let server_a = start_with(long_lived(&dir_a)).await;
-    let credentials = root_credentials(&server_a);
-    node_dir(&dir_a, &dir_b);
-    let server_b = start_with(long_lived(&dir_b)).await;
+    let (server_a, server_b, credentials) = two_caching_servers(&schema, tmp.path()).await;
     let (a, b) = (Api::new(&server_a, &credentials), Api::new(&server_b, &credentials));
 
     a.secrets("CreateSecret", json!({ "Name": "cached/token", "SecretString": "first" })).await;
@@ -344,12 +355,7 @@ async fn a_change_on_one_server_reaches_the_others_cache() {
 async fn a_subscriber_of_one_server_hears_of_the_others_changes() {
     let schema = TestSchema::create().await;
     let tmp = tempfile::tempdir().unwrap();
-    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let long_lived = |dir: &Path| ServerConfig { cache_max_age_ms: Some(600_000), ..config(&schema, dir) };
-    let server_a = start_with(long_lived(&dir_a)).await;
-    let credentials = root_credentials(&server_a);
-    node_dir(&dir_a, &dir_b);
-    let server_b = start_with(long_lived(&dir_b)).await;
+    let (server_a, server_b, credentials) = two_caching_servers(&schema, tmp.path()).await;
     let (a, b) = (Api::new(&server_a, &credentials), Api::new(&server_b, &credentials));
 
     a.secrets("CreateSecret", json!({ "Name": "events/token", "SecretString": "first" })).await;
