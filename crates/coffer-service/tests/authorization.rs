@@ -18,7 +18,7 @@ use coffer_service::iam::model::UserDoc;
 use coffer_service::parameters::ops::{ByPathInput, PutParameterInput};
 use coffer_service::password::PasswordRules;
 use coffer_service::secrets::*;
-use coffer_service::{ErrorKind, Principal, PrincipalKind, RequestContext, Service, ServiceError, ServiceResult};
+use coffer_service::{ErrorKind, RequestContext, Service, ServiceError, ServiceResult};
 use coffer_store::{IamEntityRecord, IamKind, IamWrite, MemoryStore, Store, Tag};
 use common::{root_ctx, ACCOUNT};
 
@@ -144,17 +144,7 @@ impl World {
 }
 
 fn user_ctx(name: &str) -> RequestContext {
-    RequestContext {
-        principal: Principal {
-            arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
-            account_id: ACCOUNT.into(),
-            user_name: name.into(),
-            access_key_id: "AKIAUSERTEST".into(),
-            kind: PrincipalKind::User { name: name.into() },
-            session: None,
-        },
-        ..root()
-    }
+    common::user_ctx(REGION, name)
 }
 
 fn token(n: u32) -> String {

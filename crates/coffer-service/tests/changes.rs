@@ -18,7 +18,7 @@ use coffer_service::changes::{ChangeKind, ChangeSubjectKind, ChangesPage, WaitFo
 use coffer_service::iam::model::UserDoc;
 use coffer_service::parameters::ops::PutParameterInput;
 use coffer_service::secrets::*;
-use coffer_service::{ErrorKind, Principal, PrincipalKind, RequestContext, Service};
+use coffer_service::{ErrorKind, RequestContext, Service};
 use coffer_store::{ChangeNotice, IamEntityRecord, IamKind, IamWrite, MemoryStore, Store};
 use common::{root_ctx, ACCOUNT};
 
@@ -99,17 +99,7 @@ impl World {
         let record = IamEntityRecord { kind: IamKind::User, name: name.into(), document, revision: 1 };
         self.store.write_iam(vec![IamWrite::Create(record)], None).await.unwrap();
         self.s.refresh_iam().await.unwrap();
-        RequestContext {
-            principal: Principal {
-                arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
-                account_id: ACCOUNT.into(),
-                user_name: name.into(),
-                access_key_id: "AKIAUSERTEST".into(),
-                kind: PrincipalKind::User { name: name.into() },
-                session: None,
-            },
-            ..root()
-        }
+        common::user_ctx(REGION, name)
     }
 
     /// A cursor from now on.

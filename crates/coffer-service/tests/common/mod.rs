@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use coffer_crypto::{Keyring, MasterKey};
-use coffer_service::{ActorSource, ManualClock, Principal, RequestContext, Service, ServiceConfig};
+use coffer_service::{ActorSource, ManualClock, Principal, PrincipalKind, RequestContext, Service, ServiceConfig};
 use coffer_store::MemoryStore;
 
 pub const ACCOUNT: &str = "123456789012";
@@ -38,5 +38,20 @@ pub fn root_ctx(region: &str) -> RequestContext {
         source: ActorSource::Api,
         secure_transport: true,
         audit: Default::default(),
+    }
+}
+
+/// A request of the IAM user `name` in `region` (its policies are whatever the test stored for it).
+pub fn user_ctx(region: &str, name: &str) -> RequestContext {
+    RequestContext {
+        principal: Principal {
+            arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
+            account_id: ACCOUNT.into(),
+            user_name: name.into(),
+            access_key_id: "AKIAUSERTEST".into(),
+            kind: PrincipalKind::User { name: name.into() },
+            session: None,
+        },
+        ..root_ctx(region)
     }
 }
