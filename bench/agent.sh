@@ -13,8 +13,15 @@
 #   bench/agent.sh
 #   CONCURRENCY="1 8" DURATION=3 PROPAGATION_TTL=10 PUTS=20 bench/agent.sh
 #   SKIP_BUILD=1 bench/agent.sh            # reuse $CARGO_TARGET_DIR/release/{coffer,agent-load}
+#   AWS_AGENT_BIN=/path/to/aws_secretsmanager_agent ROUNDS=3 bench/agent.sh
 #
-# No peer is run: AWS's own agent needs AWS (or a full emulator) behind it; its figures are not ours to quote.
+# Peer: AWS's own agent (aws-secretsmanager-agent), when AWS_AGENT_BIN names its binary, pointed at the same
+# Coffer server (AWS_ENDPOINT_URL; it checks its credentials with STS GetCallerIdentity at start, which Coffer
+# answers). It is built from its public source for the measurement only, outside this repository:
+#   git clone https://github.com/aws/aws-secretsmanager-agent && cd aws-secretsmanager-agent &&
+#   cargo build --release -p aws_secretsmanager_agent      # -> target/release/aws_secretsmanager_agent
+# Both agents run the whole time; the cache-hit runs take turns (coffer, aws, coffer, aws, ...) $ROUNDS
+# times at each concurrency, so a noisy moment hits both; compare the medians.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +30,8 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 coffer="$target_dir/release/coffer"
 load="$target_dir/release/agent-load"
 CONCURRENCY="${CONCURRENCY:-1 8 64}"
+ROUNDS="${ROUNDS:-1}"
+AWS_AGENT_BIN="${AWS_AGENT_BIN:-}"
 DURATION="${DURATION:-5}"
 PROPAGATION_TTL="${PROPAGATION_TTL:-300}"
 PUTS="${PUTS:-50}"
@@ -78,10 +87,41 @@ start_agent() {
 start_agent agent
 say "server $endpoint, agent $agent; machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-echo "== cache hits: GET /secretsmanager/get?secretId=$SECRET, ${DURATION} s each =="
+aws_agent=""
+if [ -n "$AWS_AGENT_BIN" ]; then
+  # A free port for it (its configuration takes a port, not 0).
+  aws_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$work/aws-agent.toml" <<TOML
+http_port = "$aws_port"
+log_level = "error"
+log_to_file = false
+region = "us-east-1"
+ttl_seconds = "300"
+cache_size = "1000"
+TOML
+  (cd "$work" && AWS_TOKEN="$AGENT_TOKEN" exec "$AWS_AGENT_BIN" --config "$work/aws-agent.toml" \
+    >"$work/aws-agent.out" 2>"$work/aws-agent.log") &
+  pids+=($!)
+  aws_agent="http://127.0.0.1:$aws_port"
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$aws_agent/ping" && break
+    sleep 0.1
+  done
+  curl -sf -o /dev/null -H "X-Aws-Parameters-Secrets-Token: $AGENT_TOKEN" \
+    "$aws_agent/secretsmanager/get?secretId=$SECRET" || { cat "$work/aws-agent.log" >&2; say "AWS's agent does not answer"; exit 1; }
+  say "AWS's agent $aws_agent ($AWS_AGENT_BIN)"
+fi
+
+echo "== cache hits: GET /secretsmanager/get?secretId=$SECRET, ${DURATION} s each, $ROUNDS round(s) =="
 for c in $CONCURRENCY; do
-  "$load" --endpoint "$agent" --path "/secretsmanager/get?secretId=$SECRET" --concurrency "$c" --duration "$DURATION" \
-    --label "agent c=$c"
+  for round in $(seq 1 "$ROUNDS"); do
+    "$load" --endpoint "$agent" --path "/secretsmanager/get?secretId=$SECRET" --concurrency "$c" --duration "$DURATION" \
+      --label "coffer-agent c=$c round $round"
+    if [ -n "$aws_agent" ]; then
+      "$load" --endpoint "$aws_agent" --path "/secretsmanager/get?secretId=$SECRET" --concurrency "$c" \
+        --duration "$DURATION" --label "aws-agent c=$c round $round"
+    fi
+  done
 done
 curl_health() { curl -s -H "X-Aws-Parameters-Secrets-Token: $AGENT_TOKEN" "$agent/health"; echo; }
 if command -v curl >/dev/null; then echo "health: $(curl_health)"; fi

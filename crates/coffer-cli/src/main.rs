@@ -143,7 +143,17 @@ Install it where the shell looks for completions, e.g.:
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = match &cli.command {
+        // The agent's thread count is its own flag (see `agent --threads`).
+        Command::Agent(args) if args.threads == 1 => tokio::runtime::Builder::new_current_thread(),
+        Command::Agent(args) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(usize::try_from(args.threads).unwrap_or(1));
+            b
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

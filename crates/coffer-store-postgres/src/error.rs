@@ -20,6 +20,9 @@ use tokio_postgres::error::SqlState;
 pub(crate) enum TxError {
     Store(StoreError),
     Pg(tokio_postgres::Error),
+    /// A batch of writes lost a race as a whole (`batch.rs`): each of its writers gets this copy of
+    /// the error, and may run its write again, since nothing of the batch applied.
+    Lost(StoreError),
 }
 
 impl From<StoreError> for TxError {
@@ -42,13 +45,14 @@ impl TxError {
             TxError::Pg(e) => e
                 .code()
                 .is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED),
+            TxError::Lost(_) => true,
             TxError::Store(_) => false,
         }
     }
 
     pub fn into_store(self) -> StoreError {
         match self {
-            TxError::Store(e) => e,
+            TxError::Store(e) | TxError::Lost(e) => e,
             TxError::Pg(e) => map_pg(e),
         }
     }

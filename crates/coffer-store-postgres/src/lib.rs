@@ -31,7 +31,7 @@
 //! messages name the server (host, port, database) but never a password, and never a stored value.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,6 +47,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::{IsolationLevel, NoTls};
 
 mod audit;
+mod batch;
 mod changes;
 mod error;
 mod leader;
@@ -56,6 +57,7 @@ mod write;
 
 pub use schema::SCHEMA_VERSION;
 
+use batch::{BatchedOp, WriteQueue};
 use error::{map_pg, map_pool, TxError};
 use write::{Done, WriteOp};
 
@@ -116,6 +118,9 @@ pub struct PostgresStore {
     stop_listener: watch::Sender<bool>,
     /// The scheduler lock's connection while this node leads.
     leadership: leader::Leadership,
+    /// The group-commit queue of record and audit writes (`batch.rs`), started by the first of them on
+    /// the runtime it runs on.
+    queue: OnceLock<WriteQueue>,
 }
 
 impl PostgresStore {
@@ -175,6 +180,7 @@ impl PostgresStore {
             feed: Mutex::new(None),
             stop_listener: watch::channel(false).0,
             leadership: leader::Leadership::default(),
+            queue: OnceLock::new(),
         };
         let mut client = store.client().await?;
         if migrate {
@@ -238,6 +244,35 @@ impl PostgresStore {
         }
     }
 
+    /// Applies one change and chains its events through the node's group-commit queue (`batch.rs`):
+    /// it shares a transaction, and so a WAL flush and a turn on the audit chain's head, with the
+    /// node's other writes of the moment. Retried like [`PostgresStore::write`].
+    async fn write_batched(&self, op: BatchedOp, events: AuditBatch) -> StoreResult<Done> {
+        let queue = self.queue.get_or_init(|| WriteQueue::start(self.pool.clone()));
+        let mut op = op;
+        let mut attempt = 1;
+        loop {
+            let (returned, result) = queue.submit(op, events.clone()).await;
+            match (result, returned) {
+                (Ok(done), _) => return Ok(done),
+                (Err(e), Some(back)) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, "a batched write lost a race in PostgreSQL; retrying it");
+                    let base = 2u64 << attempt;
+                    let jitter = u64::from(rand::random::<u8>()) % base;
+                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                    attempt += 1;
+                    op = back;
+                }
+                (Err(e), _) => {
+                    if e.is_retryable() {
+                        tracing::warn!(attempts = attempt, "a write kept losing races in PostgreSQL; giving up");
+                    }
+                    return Err(self.context(e.into_store()));
+                }
+            }
+        }
+    }
+
     /// One attempt. A failure before COMMIT rolls the transaction back (dropping it does), so nothing
     /// of a failed attempt stays. A failure of COMMIT itself is not retried: whether it committed is
     /// unknown, and running the write again could apply it twice; it answers `Unavailable`.
@@ -248,6 +283,11 @@ impl PostgresStore {
         tx.commit().await.map_err(|e| TxError::Store(map_pg(e)))?;
         Ok(done)
     }
+}
+
+/// A write's optional event as the batch the queue takes.
+fn one_event(audit: Option<AuditAppend>) -> AuditBatch {
+    Arc::new(audit.into_iter().collect())
 }
 
 fn count_to_usize(n: u64) -> StoreResult<usize> {
@@ -324,11 +364,13 @@ impl Store for PostgresStore {
     }
 
     async fn write_secret(&self, write: SecretWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
-        self.write(WriteOp::Secret(&write), audit.as_slice()).await.map(drop)
+        self.write_batched(BatchedOp::Secret(write), one_event(audit)).await.map(drop)
     }
 
     async fn touch_secret_accessed(&self, arn: &str, day: EpochMillis) -> StoreResult<()> {
-        self.write(WriteOp::TouchAccessed { arn, day }, &[]).await.map(drop)
+        self.write_batched(BatchedOp::TouchAccessed { arn: arn.to_string(), day }, AuditBatch::default())
+            .await
+            .map(drop)
     }
 
     async fn secrets_due_for_deletion(&self, now: EpochMillis) -> StoreResult<Vec<(String, u64)>> {
@@ -348,7 +390,7 @@ impl Store for PostgresStore {
     }
 
     async fn write_parameter(&self, write: ParameterWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
-        self.write(WriteOp::Parameter(&write), audit.as_slice()).await.map(drop)
+        self.write_batched(BatchedOp::Parameter(write), one_event(audit)).await.map(drop)
     }
 
     async fn list_parameters(&self, query: ParameterQuery) -> StoreResult<Vec<ParameterState>> {
@@ -376,7 +418,7 @@ impl Store for PostgresStore {
     }
 
     async fn write_kms_key(&self, write: KmsKeyWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
-        self.write(WriteOp::KmsKey(&write), audit.as_slice()).await.map(drop)
+        self.write_batched(BatchedOp::KmsKey(write), one_event(audit)).await.map(drop)
     }
 
     async fn load_alias(&self, region: &str, alias_name: &str) -> StoreResult<Option<AliasRecord>> {
@@ -388,7 +430,7 @@ impl Store for PostgresStore {
     }
 
     async fn write_alias(&self, write: AliasWrite, audit: Option<AuditAppend>) -> StoreResult<()> {
-        self.write(WriteOp::Alias(&write), audit.as_slice()).await.map(drop)
+        self.write_batched(BatchedOp::Alias(write), one_event(audit)).await.map(drop)
     }
 
     async fn rewrap_secret_versions(&self, arn: &str, swaps: Vec<EnvelopeSwap<String>>) -> StoreResult<usize> {
@@ -430,7 +472,7 @@ impl Store for PostgresStore {
             // Nothing to chain: the committed head, without a transaction.
             return self.audit_head().await;
         }
-        let done = self.write(WriteOp::Events, &events).await?;
+        let done = self.write_batched(BatchedOp::Events, events).await?;
         done.head.ok_or_else(|| error::corrupt("appending audit events returned no head"))
     }
 

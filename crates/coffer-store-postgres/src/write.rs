@@ -117,6 +117,14 @@ fn get<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r tokio_postgres::Row, 
 
 /// Applies one write (and, once it applied, chains `events`) inside `tx`.
 pub(crate) async fn apply(tx: &Transaction<'_>, op: &WriteOp<'_>, events: &[AuditAppend]) -> TxResult<Done> {
+    let count = apply_change(tx, op).await?;
+    // Only once the change applied: a failed change appends nothing and consumes no seq.
+    let head = if events.is_empty() { None } else { Some(chain_events(tx, events).await?) };
+    Ok(Done { count, head })
+}
+
+/// Applies one write inside `tx` (and queues its change notice there); returns its count.
+pub(crate) async fn apply_change(tx: &Transaction<'_>, op: &WriteOp<'_>) -> TxResult<u64> {
     let count = match op {
         WriteOp::Secret(write) => apply_secret_write(tx, write).await.map(|()| 1)?,
         WriteOp::Parameter(write) => apply_parameter_write(tx, write).await.map(|()| 1)?,
@@ -178,9 +186,7 @@ pub(crate) async fn apply(tx: &Transaction<'_>, op: &WriteOp<'_>, events: &[Audi
     if let Some(notice) = change_notice(op, count) {
         exec(tx, "SELECT pg_notify($1, $2)", &[&changes::CHANNEL, &changes::payload(&notice)]).await?;
     }
-    // Only once the change applied: a failed change appends nothing and consumes no seq.
-    let head = if events.is_empty() { None } else { Some(chain_events(tx, events).await?) };
-    Ok(Done { count, head })
+    Ok(count)
 }
 
 /// What other nodes' caches must hear of a write that applied (`count`: what it answered). Only the
@@ -359,6 +365,144 @@ async fn apply_secret_write(tx: &Transaction<'_>, write: &SecretWrite) -> TxResu
             Ok(())
         }
     }
+}
+
+/// A statement's future, boxed so a variable number of them can be pipelined together.
+type Pending<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Runs statements pipelined: each is sent when first polled, and they are all polled in order before
+/// any answer is awaited, so they travel in one round trip and PostgreSQL runs them in this order.
+/// Waits for every answer; returns the first error in statement order, else the rows changed.
+async fn pipelined(mut statements: Vec<Pending<'_>>) -> Result<u64, tokio_postgres::Error> {
+    use std::task::Poll;
+    let mut answers: Vec<Option<Result<u64, tokio_postgres::Error>>> = statements.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (statement, answer) in statements.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                match statement.as_mut().poll(cx) {
+                    Poll::Ready(result) => *answer = Some(result),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    let mut changed = 0;
+    for answer in answers.into_iter().flatten() {
+        changed += answer?;
+    }
+    Ok(changed)
+}
+
+const SECRET_UPDATE: &str = "UPDATE secrets SET description = $3, kms_key_id = $4, tags = $5, last_changed = $6,
+                                last_accessed = GREATEST(last_accessed, $7), deletion_date = $8,
+                                resource_policy = $9, rotation = $10, revision = $11
+                         WHERE arn = $1 AND revision = $2";
+
+/// Whether [`apply_secret_update_pipelined`] takes this write: an update adding at most one version
+/// (PutSecretValue, UpdateSecret, label moves, rotation steps: the writes a busy installation makes).
+pub(crate) fn is_pipelined_secret_update(write: &SecretWrite) -> bool {
+    matches!(write, SecretWrite::Update { new_versions, .. } if new_versions.len() <= 1)
+}
+
+/// A secret update in two round trips instead of one per statement, for batches (`batch.rs`): first
+/// `savepoint` (the batch's savepoint statement, if it needs one now) with the compare-and-swap, then,
+/// once that matched, every other statement — deleted versions, stage moves, the new version (numbered
+/// in SQL), the change notice — pipelined. The outer `Err` is a failure of `savepoint` (the batch's
+/// own); the inner result is the write's.
+pub(crate) async fn apply_secret_update_pipelined(
+    tx: &Transaction<'_>,
+    write: &SecretWrite,
+    savepoint: Option<&str>,
+) -> TxResult<TxResult<u64>> {
+    let SecretWrite::Update { expected_revision, secret: s, new_versions, stage_updates, deleted_versions } = write
+    else {
+        return Ok(Err(TxError::Store(StoreError::InvalidWrite("not a secret update".into()))));
+    };
+    let update = tx.prepare_cached(SECRET_UPDATE).await?;
+    let (tags, rotation) = (Json(&s.tags), Json(&s.rotation));
+    let checked: StoreResult<(Option<i64>, i64)> =
+        write.check().and_then(|()| Ok((i64::try_from(*expected_revision).ok(), to_sql_int("revision", s.revision)?)));
+    let (savepoint_done, changed) = {
+        let savepoint_sent = async {
+            match savepoint {
+                Some(sql) => tx.batch_execute(sql).await,
+                None => Ok(()),
+            }
+        };
+        let compare_and_swap = async {
+            match &checked {
+                Ok((Some(expected), revision)) => tx
+                    .execute(
+                        &update,
+                        &[
+                            &s.arn,
+                            expected,
+                            &s.description,
+                            &s.kms_key_id,
+                            &tags,
+                            &s.last_changed,
+                            &s.last_accessed,
+                            &s.deletion_date,
+                            &s.resource_policy,
+                            &rotation,
+                            revision,
+                        ],
+                    )
+                    .await
+                    .map_err(TxError::from),
+                // No stored revision is past BIGINT's range: such an expectation matches nothing.
+                Ok((None, _)) => Ok(0),
+                // Refused before anything was sent; the savepoint still is, as the batch expects.
+                Err(e) => Err(TxError::Store(e.clone())),
+            }
+        };
+        tokio::join!(savepoint_sent, compare_and_swap)
+    };
+    savepoint_done?;
+    match changed {
+        Ok(0) => return Ok(Err(missing_or_conflict(tx, SECRET_EXISTS, &[&s.arn]).await)),
+        Ok(_) => {}
+        Err(e) => return Ok(Err(e)),
+    }
+
+    // Prepared first (from the connection's cache after the first time), so that polling the
+    // statements below sends them at once, in this order.
+    let delete = tx.prepare_cached("DELETE FROM secret_versions WHERE arn = $1 AND version_id = ANY($2)").await?;
+    let move_stages =
+        tx.prepare_cached("UPDATE secret_versions SET stages = $3 WHERE arn = $1 AND version_id = $2").await?;
+    // The secret's row is locked by the compare-and-swap: nobody else numbers its versions now.
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO secret_versions (arn, version_id, seq, stages, created, kind, envelope)
+             SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, $3, $4, $5, $6 FROM secret_versions WHERE arn = $1",
+        )
+        .await?;
+    let notify = tx.prepare_cached("SELECT pg_notify($1, $2)").await?;
+    let notice = changes::payload(&ChangeNotice::Secret { arn: s.arn.clone() });
+    let (arn, delete, move_stages, insert, notify, notice) = (&s.arn, &delete, &move_stages, &insert, &notify, &notice);
+    let mut statements: Vec<Pending<'_>> = Vec::new();
+    if !deleted_versions.is_empty() {
+        statements.push(Box::pin(async move { tx.execute(delete, &[arn, deleted_versions]).await }));
+    }
+    for (id, stages) in stage_updates {
+        statements.push(Box::pin(async move { tx.execute(move_stages, &[arn, id, stages]).await }));
+    }
+    for v in new_versions {
+        statements.push(Box::pin(async move {
+            let kind = v.kind.as_str();
+            tx.execute(insert, &[arn, &v.version_id, &v.stages, &v.created, &kind, &v.envelope]).await
+        }));
+    }
+    // The notice's answer is a row, not a count: `query` it, and count nothing.
+    statements.push(Box::pin(async move { tx.query(notify, &[&changes::CHANNEL, notice]).await.map(|_| 0) }));
+    Ok(pipelined(statements).await.map(|_| 1).map_err(TxError::from))
 }
 
 const PARAMETER_EXISTS: &str = "SELECT 1 FROM parameters WHERE region = $1 AND name = $2";
@@ -684,6 +828,20 @@ fn hash_from_sql(bytes: &[u8], what: &str) -> TxResult<ChainHash> {
 /// The store computes each record's hash ([`record_hash`] over seq, predecessor hash, time, event id
 /// and body), as every backend does: the service hands over the rendered event only.
 pub(crate) async fn chain_events(tx: &Transaction<'_>, events: &[AuditAppend]) -> TxResult<AuditHead> {
+    let heads = chain_event_groups(tx, &[events]).await?;
+    heads.into_iter().flatten().next().ok_or_else(|| TxError::Store(corrupt("chaining events returned no head")))
+}
+
+/// [`chain_events`] for several writers' events at once (a batch, `batch.rs`): the groups are chained
+/// one after the other, with one head lock and one statement per table; returns the head after each
+/// group's last event (`None` for an empty group). Nothing is locked when every group is empty.
+pub(crate) async fn chain_event_groups(
+    tx: &Transaction<'_>,
+    groups: &[&[AuditAppend]],
+) -> TxResult<Vec<Option<AuditHead>>> {
+    if groups.iter().all(|g| g.is_empty()) {
+        return Ok(vec![None; groups.len()]);
+    }
     let rows = query(tx, "SELECT seq, hash FROM audit_head WHERE id = 0 FOR UPDATE", &[]).await?;
     let row = rows.first().ok_or_else(|| TxError::Store(corrupt("the audit head row is missing")))?;
     let head_seq: i64 = get(row, 0, "audit head seq")?;
@@ -691,54 +849,70 @@ pub(crate) async fn chain_events(tx: &Transaction<'_>, events: &[AuditAppend]) -
         u64::try_from(head_seq).map_err(|_| TxError::Store(corrupt(format!("negative audit seq {head_seq}"))))?;
     let mut hash = hash_from_sql(get::<&[u8]>(row, 1, "audit head hash")?, "the audit head hash")?;
 
-    let mut seqs: Vec<i64> = Vec::with_capacity(events.len());
-    let mut times: Vec<i64> = Vec::with_capacity(events.len());
-    let mut ids: Vec<&str> = Vec::with_capacity(events.len());
-    let mut prev_hashes: Vec<&[u8]> = Vec::with_capacity(events.len());
-    let mut bodies: Vec<&[u8]> = Vec::with_capacity(events.len());
-    let mut hashes: Vec<ChainHash> = Vec::with_capacity(events.len());
+    let total: usize = groups.iter().map(|g| g.len()).sum();
+    let mut seqs: Vec<i64> = Vec::with_capacity(total);
+    let mut times: Vec<i64> = Vec::with_capacity(total);
+    let mut ids: Vec<&str> = Vec::with_capacity(total);
+    let mut prev_hashes: Vec<&[u8]> = Vec::with_capacity(total);
+    let mut bodies: Vec<&[u8]> = Vec::with_capacity(total);
+    let mut hashes: Vec<ChainHash> = Vec::with_capacity(total);
     let (mut attrs, mut values, mut lookup_seqs): (Vec<i16>, Vec<&str>, Vec<i64>) = (vec![], vec![], vec![]);
-    for event in events {
-        seq += 1;
-        let seq_sql = to_sql_int("audit seq", seq)?;
-        hashes.push(hash);
-        hash = record_hash(seq, &hash, event.time_ms, &event.event_id, &event.body);
-        seqs.push(seq_sql);
-        times.push(event.time_ms);
-        ids.push(&event.event_id);
-        bodies.push(&event.body);
-        // An event is found once per (attribute, value) however often it lists it; its own id is
-        // indexed too, so `EventId` lookups need no special case.
-        let entries: BTreeSet<(i16, &str)> = std::iter::once((LookupAttribute::EventId, event.event_id.as_str()))
-            .chain(event.lookup.iter().map(|(attr, value)| (*attr, value.as_str())))
-            .map(|(attr, value)| (attr_to_sql(attr), value))
-            .collect();
-        for (attr, value) in entries {
-            attrs.push(attr);
-            values.push(value);
-            lookup_seqs.push(seq_sql);
+    let mut group_heads = Vec::with_capacity(groups.len());
+    for group in groups {
+        for event in group.iter() {
+            seq += 1;
+            let seq_sql = to_sql_int("audit seq", seq)?;
+            hashes.push(hash);
+            hash = record_hash(seq, &hash, event.time_ms, &event.event_id, &event.body);
+            seqs.push(seq_sql);
+            times.push(event.time_ms);
+            ids.push(&event.event_id);
+            bodies.push(&event.body);
+            // An event is found once per (attribute, value) however often it lists it; its own id is
+            // indexed too, so `EventId` lookups need no special case.
+            let entries: BTreeSet<(i16, &str)> = std::iter::once((LookupAttribute::EventId, event.event_id.as_str()))
+                .chain(event.lookup.iter().map(|(attr, value)| (*attr, value.as_str())))
+                .map(|(attr, value)| (attr_to_sql(attr), value))
+                .collect();
+            for (attr, value) in entries {
+                attrs.push(attr);
+                values.push(value);
+                lookup_seqs.push(seq_sql);
+            }
         }
+        group_heads.push(if group.is_empty() { None } else { Some(AuditHead { seq, hash }) });
     }
     for h in &hashes {
         prev_hashes.push(h.as_slice());
     }
-    // One statement per table for the whole batch, however many events it holds.
-    exec(
-        tx,
-        "INSERT INTO audit_events (seq, time_ms, event_id, prev_hash, body)
-         SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[])",
-        &[&seqs, &times, &ids, &prev_hashes, &bodies],
-    )
-    .await?;
-    exec(
-        tx,
-        "INSERT INTO audit_lookup (attr, value, seq) SELECT * FROM UNNEST($1::SMALLINT[], $2::TEXT[], $3::BIGINT[])",
-        &[&attrs, &values, &lookup_seqs],
-    )
-    .await?;
+    // One statement per table for the whole batch, however many events it holds, and the head's
+    // update: pipelined (one round trip), since they wait for nothing but the head read above — every
+    // round trip here is time other appenders wait on the head row.
+    let insert_events = tx
+        .prepare_cached(
+            "INSERT INTO audit_events (seq, time_ms, event_id, prev_hash, body)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BYTEA[], $5::BYTEA[])",
+        )
+        .await?;
+    let insert_lookup = tx
+        .prepare_cached(
+            "INSERT INTO audit_lookup (attr, value, seq)
+             SELECT * FROM UNNEST($1::SMALLINT[], $2::TEXT[], $3::BIGINT[])",
+        )
+        .await?;
+    let update_head = tx.prepare_cached("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 0").await?;
     let seq_sql = to_sql_int("audit seq", seq)?;
-    exec(tx, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 0", &[&seq_sql, &hash.as_slice()]).await?;
-    Ok(AuditHead { seq, hash })
+    let head_hash = hash.as_slice();
+    let (insert_events, insert_lookup, update_head) = (&insert_events, &insert_lookup, &update_head);
+    let (seqs, times, ids, prev_hashes, bodies) = (&seqs, &times, &ids, &prev_hashes, &bodies);
+    let (attrs, values, lookup_seqs, seq_sql) = (&attrs, &values, &lookup_seqs, &seq_sql);
+    let statements: Vec<Pending<'_>> = vec![
+        Box::pin(async move { tx.execute(insert_events, &[seqs, times, ids, prev_hashes, bodies]).await }),
+        Box::pin(async move { tx.execute(insert_lookup, &[attrs, values, lookup_seqs]).await }),
+        Box::pin(async move { tx.execute(update_head, &[seq_sql, &head_hash]).await }),
+    ];
+    pipelined(statements).await?;
+    Ok(group_heads)
 }
 
 /// A lookup attribute's stored code. Codes are 1..=8 (`LookupAttribute`): a SMALLINT holds them.

@@ -187,6 +187,83 @@ async fn two_nodes_appending_audit_events_form_one_chain() {
     }
 }
 
+/// One node's concurrent writes share transactions (group commit): writes that fail inside a batch —
+/// a taken name, a stale revision — answer their own error and leave nothing behind, while the others
+/// in the same transactions apply with their events, chained once each in one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_nodes_concurrent_writes_share_transactions_and_failures_stay_their_own() {
+    const CREATES: usize = 48;
+    let schema = TestSchema::create().await;
+    let node = Arc::new(schema.open().await);
+    let taken = secret_state("taken");
+    let taken_arn = taken.secret.arn.clone();
+    node.write_secret(SecretWrite::Create(taken.clone()), Some(event("setup", &[]))).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for i in 0..CREATES {
+        let creator = node.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("create-{i:02}");
+            creator
+                .write_secret(SecretWrite::Create(secret_state(&format!("batched-{i:02}"))), Some(event(&id, &[])))
+                .await
+        }));
+        if i % 4 == 0 {
+            // A duplicate of an existing secret, and an update naming a revision long gone.
+            let (duplicator, taken) = (node.clone(), taken.clone());
+            tasks.push(tokio::spawn(async move {
+                duplicator.write_secret(SecretWrite::Create(taken), Some(event(&format!("dup-{i:02}"), &[]))).await
+            }));
+            let (updater, mut secret) = (node.clone(), secret_state("taken").secret);
+            tasks.push(tokio::spawn(async move {
+                secret.revision = 43;
+                let stale = SecretWrite::Update {
+                    expected_revision: 42,
+                    secret,
+                    new_versions: vec![],
+                    stage_updates: vec![],
+                    deleted_versions: vec![],
+                };
+                updater.write_secret(stale, Some(event(&format!("stale-{i:02}"), &[]))).await
+            }));
+        }
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), CREATES);
+    assert_eq!(answers.iter().filter(|a| **a == Err(StoreError::AlreadyExists)).count(), CREATES / 4);
+    assert_eq!(answers.iter().filter(|a| **a == Err(StoreError::Conflict)).count(), CREATES / 4);
+
+    for i in 0..CREATES {
+        let got = node.load_secret_by_name(common::REGION, &format!("batched-{i:02}")).await.unwrap();
+        assert_eq!(got.expect("a created secret is there").versions.len(), 1);
+    }
+    let untouched = node.load_secret_by_arn(&taken_arn).await.unwrap().unwrap();
+    assert_eq!(untouched.secret.revision, 1, "a failed write changed the secret");
+
+    // Exactly the applied writes' events, each once, in one chain.
+    let records = node.audit_records_from(0, usize::MAX).await.unwrap();
+    assert_one_chain(&records, node.audit_head().await.unwrap());
+    let ids: BTreeSet<&str> = records.iter().map(|r| r.event_id.as_str()).collect();
+    let expected: BTreeSet<String> =
+        std::iter::once("setup".to_string()).chain((0..CREATES).map(|i| format!("create-{i:02}"))).collect();
+    assert_eq!(ids, expected.iter().map(String::as_str).collect::<BTreeSet<_>>());
+    assert_eq!(records.len(), 1 + CREATES);
+
+    // A batch chains its writes' events with one INSERT, so its records share a transaction id (xmin):
+    // fewer ids than writes means the writes were batched. (The secrets' rows would not tell: each
+    // write applies in a savepoint, which has an id of its own.)
+    let transactions: i64 = common::admin()
+        .await
+        .query_one(&format!("SELECT COUNT(DISTINCT xmin::text)::BIGINT FROM {}.audit_events", schema.name), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(transactions < CREATES as i64, "{transactions} transactions for {CREATES} concurrent creates");
+}
+
 /// A schema written by a newer Coffer is refused, and left exactly as it was.
 #[tokio::test]
 async fn a_newer_schema_is_refused_untouched() {

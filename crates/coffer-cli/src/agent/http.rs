@@ -75,7 +75,10 @@ pub async fn serve(listener: TcpListener, state: Arc<AgentState>, shutdown: impl
         });
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            // One buffer per response (headers and the small body copied together) and so one `write`
+            // instead of a two-part `writev`: the socket call is most of a cache hit's cost.
+            let conn =
+                hyper::server::conn::http1::Builder::new().writev(false).serve_connection(TokioIo::new(stream), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }

@@ -58,6 +58,10 @@ pub struct AgentArgs {
     /// about a second (the credentials need coffer:WaitForChanges)
     #[arg(long)]
     no_watch: bool,
+    /// Threads serving requests (1 for the smallest sidecar; a cache hit is a lookup, so the kernel's
+    /// socket work is most of a request and more threads help only with more cores)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub threads: u64,
     #[command(flatten)]
     conn: Connection,
 }
