@@ -41,6 +41,9 @@ pub(crate) const MAX_BATCH: usize = 128;
 pub(crate) const WORKERS: usize = 2;
 
 /// A change the queue accepts, owned so it can wait in the queue and come back for a retry.
+// Moved into the queue and back once per write: boxing the large variants would add an allocation
+// per write and save nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum BatchedOp {
     Secret(SecretWrite),
     Parameter(ParameterWrite),
