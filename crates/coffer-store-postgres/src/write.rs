@@ -307,10 +307,7 @@ async fn apply_secret_write(tx: &Transaction<'_>, write: &SecretWrite) -> TxResu
             compare_and_swap(tx, *expected_revision, SECRET_EXISTS, &[&s.arn], |expected| async move {
                 exec(
                     tx,
-                    "UPDATE secrets SET description = $3, kms_key_id = $4, tags = $5, last_changed = $6,
-                                last_accessed = GREATEST(last_accessed, $7), deletion_date = $8,
-                                resource_policy = $9, rotation = $10, revision = $11
-                         WHERE arn = $1 AND revision = $2",
+                    SECRET_UPDATE,
                     &[
                         &s.arn,
                         &expected,
