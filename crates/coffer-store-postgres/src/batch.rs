@@ -154,6 +154,15 @@ async fn worker(pool: Pool, receiver: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>) 
     }
 }
 
+/// The savepoint `job` before the next change: none yet, holding the previous change (released with
+/// the next one's, so the nesting stays flat), or empty after a rollback to it (reused as it is).
+#[derive(Clone, Copy)]
+enum Savepoint {
+    None,
+    Applied,
+    Clean,
+}
+
 /// What became of one job inside the transaction, before COMMIT.
 enum Outcome {
     /// Applied: its `count` and, once chained, its events' head.
@@ -193,9 +202,7 @@ async fn apply_batch(pool: &Pool, jobs: &[Job]) -> Result<Vec<Outcome>, TxError>
     let mut client = pool.get().await.map_err(|e| TxError::Store(map_pool(e)))?;
     let tx = client.build_transaction().isolation_level(IsolationLevel::ReadCommitted).start().await?;
     let mut outcomes = Vec::with_capacity(jobs.len());
-    // Whether the savepoint `job` exists with nothing in it since: after a rollback to it, it does.
-    let mut clean_savepoint = false;
-    let mut previous_applied = false;
+    let mut savepoint = Savepoint::None;
     for job in jobs {
         if matches!(job.op, BatchedOp::Events) {
             // Nothing to apply, nothing that can fail: no savepoint needed.
@@ -203,18 +210,18 @@ async fn apply_batch(pool: &Pool, jobs: &[Job]) -> Result<Vec<Outcome>, TxError>
             continue;
         }
         // Releasing the previous job's savepoint in the same round trip keeps the nesting flat.
-        let savepoint = match (clean_savepoint, previous_applied) {
-            (true, _) => None,
-            (false, true) => Some("RELEASE SAVEPOINT job; SAVEPOINT job"),
-            (false, false) => Some("SAVEPOINT job"),
+        let savepoint_sql = match savepoint {
+            Savepoint::Clean => None,
+            Savepoint::Applied => Some("RELEASE SAVEPOINT job; SAVEPOINT job"),
+            Savepoint::None => Some("SAVEPOINT job"),
         };
         let applied = match &job.op {
             // The hot path: the savepoint travels with the compare-and-swap, the rest in one flight.
-            BatchedOp::Secret(w) if write::is_pipelined_secret_update(w) => {
-                write::apply_secret_update_pipelined(&tx, w, savepoint).await?
+            BatchedOp::Secret(w @ SecretWrite::Update { .. }) => {
+                write::apply_secret_update_pipelined(&tx, w, savepoint_sql).await?
             }
             op => {
-                if let Some(sql) = savepoint {
+                if let Some(sql) = savepoint_sql {
                     tx.batch_execute(sql).await?;
                 }
                 write::apply_change(&tx, &op.as_write_op()).await
@@ -223,14 +230,12 @@ async fn apply_batch(pool: &Pool, jobs: &[Job]) -> Result<Vec<Outcome>, TxError>
         match applied {
             Ok(count) => {
                 outcomes.push(Outcome::Applied(Done { count, head: None }));
-                clean_savepoint = false;
-                previous_applied = true;
+                savepoint = Savepoint::Applied;
             }
             Err(e) => {
                 tx.batch_execute("ROLLBACK TO SAVEPOINT job").await?;
                 outcomes.push(Outcome::Failed(e));
-                clean_savepoint = true;
-                previous_applied = false;
+                savepoint = Savepoint::Clean;
             }
         }
     }

@@ -300,59 +300,8 @@ async fn apply_secret_write(tx: &Transaction<'_>, write: &SecretWrite) -> TxResu
             .await?;
             insert_versions(tx, &s.arn, &state.versions, 1).await
         }
-        SecretWrite::Update { expected_revision, secret: s, new_versions, stage_updates, deleted_versions } => {
-            // The compare-and-swap (see the module docs). The last access day only moves forward: a read
-            // recorded it without bumping the revision, and a writer that loaded the secret before that
-            // read must not take it back. GREATEST ignores NULLs, so either side may be unset.
-            compare_and_swap(tx, *expected_revision, SECRET_EXISTS, &[&s.arn], |expected| async move {
-                exec(
-                    tx,
-                    SECRET_UPDATE,
-                    &[
-                        &s.arn,
-                        &expected,
-                        &s.description,
-                        &s.kms_key_id,
-                        &Json(&s.tags),
-                        &s.last_changed,
-                        &s.last_accessed,
-                        &s.deletion_date,
-                        &s.resource_policy,
-                        &Json(&s.rotation),
-                        &to_sql_int("revision", s.revision)?,
-                    ],
-                )
-                .await
-            })
-            .await?;
-            if !deleted_versions.is_empty() {
-                exec(
-                    tx,
-                    "DELETE FROM secret_versions WHERE arn = $1 AND version_id = ANY($2)",
-                    &[&s.arn, deleted_versions],
-                )
-                .await?;
-            }
-            for (id, stages) in stage_updates {
-                exec(
-                    tx,
-                    "UPDATE secret_versions SET stages = $3 WHERE arn = $1 AND version_id = $2",
-                    &[&s.arn, id, stages],
-                )
-                .await?;
-            }
-            if !new_versions.is_empty() {
-                // The secret's row is locked by the UPDATE above: nobody else numbers its versions now.
-                let rows = query(tx, "SELECT COALESCE(MAX(seq), 0) + 1 FROM secret_versions WHERE arn = $1", &[&s.arn])
-                    .await?;
-                let next_seq: i64 = match rows.first() {
-                    Some(row) => get(row, 0, "next version seq")?,
-                    None => 1,
-                };
-                insert_versions(tx, &s.arn, new_versions, next_seq).await?;
-            }
-            Ok(())
-        }
+        // Outside a batch's savepoint handling the same statements serve: see the pipelined form.
+        SecretWrite::Update { .. } => apply_secret_update_pipelined(tx, write, None).await?.map(drop),
         SecretWrite::Delete { arn, expected_revision } => {
             // The versions go with it (ON DELETE CASCADE).
             compare_and_swap(tx, *expected_revision, SECRET_EXISTS, &[arn], |expected| async move {
@@ -397,22 +346,20 @@ async fn pipelined(mut statements: Vec<Pending<'_>>) -> Result<u64, tokio_postgr
     Ok(changed)
 }
 
+/// A secret's compare-and-swap (see the module docs). The last access day only moves forward: a read
+/// recorded it without bumping the revision, and a writer that loaded the secret before that read must
+/// not take it back. GREATEST ignores NULLs, so either side may be unset.
 const SECRET_UPDATE: &str = "UPDATE secrets SET description = $3, kms_key_id = $4, tags = $5, last_changed = $6,
                                 last_accessed = GREATEST(last_accessed, $7), deletion_date = $8,
                                 resource_policy = $9, rotation = $10, revision = $11
                          WHERE arn = $1 AND revision = $2";
 
-/// Whether [`apply_secret_update_pipelined`] takes this write: an update adding at most one version
-/// (PutSecretValue, UpdateSecret, label moves, rotation steps: the writes a busy installation makes).
-pub(crate) fn is_pipelined_secret_update(write: &SecretWrite) -> bool {
-    matches!(write, SecretWrite::Update { new_versions, .. } if new_versions.len() <= 1)
-}
-
 /// A secret update in two round trips instead of one per statement, for batches (`batch.rs`): first
 /// `savepoint` (the batch's savepoint statement, if it needs one now) with the compare-and-swap, then,
 /// once that matched, every other statement — deleted versions, stage moves, the new version (numbered
-/// in SQL), the change notice — pipelined. The outer `Err` is a failure of `savepoint` (the batch's
-/// own); the inner result is the write's.
+/// in SQL: the statements of a pipeline run in order, so each insert numbers after the one before), the
+/// change notice — pipelined. The outer `Err` is a failure of `savepoint` or of preparing a statement
+/// (the batch's own); the inner result is the write's.
 pub(crate) async fn apply_secret_update_pipelined(
     tx: &Transaction<'_>,
     write: &SecretWrite,
