@@ -2,6 +2,8 @@
 //! read Coffer's log too. The service fills it in; [`Event::to_canonical_json`] renders the bytes the
 //! chain hashes.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -191,15 +193,99 @@ pub struct EventResource {
 
 impl Event {
     /// The bytes the chain hashes: compact JSON, fields in declaration order, object keys inside
-    /// free-form values sorted, so the same event always renders to the same bytes.
+    /// free-form values sorted, so the same event always renders to the same bytes. Rendered through
+    /// [`EventRef`], the one definition of the canonical form.
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        // Serializing plain structs, strings, bools and `Value`s into a Vec cannot fail (no I/O, no
-        // non-string map keys), so an empty result is unreachable rather than a silent loss.
-        // Sized for a typical event (about 900 bytes), so the buffer is not regrown while writing.
-        let mut out = Vec::with_capacity(1_024);
-        match serde_json::to_writer(&mut out, self) {
-            Ok(()) => out,
-            Err(_) => Vec::new(),
+        self.borrowed().to_canonical_json()
+    }
+
+    /// The event as an [`EventRef`] borrowing from it.
+    pub fn borrowed(&self) -> EventRef<'_> {
+        // Destructured field by field: a field added to `Event` must be added here (and so to the
+        // canonical form) or this stops compiling.
+        let Event {
+            event_version,
+            user_identity,
+            event_time,
+            event_source,
+            event_name,
+            aws_region,
+            source_ip_address,
+            user_agent,
+            error_code,
+            error_message,
+            request_parameters,
+            response_elements,
+            additional_event_data,
+            request_id,
+            event_id,
+            read_only,
+            resources,
+            event_type,
+            management_event,
+            recipient_account_id,
+            event_category,
+        } = self;
+        let UserIdentity {
+            identity_type,
+            principal_id,
+            arn,
+            account_id,
+            access_key_id,
+            user_name,
+            session_context,
+            invoked_by,
+        } = user_identity;
+        EventRef {
+            event_version,
+            user_identity: UserIdentityRef {
+                identity_type,
+                principal_id: principal_id.as_deref().map(Cow::Borrowed),
+                arn: arn.as_deref().map(Cow::Borrowed),
+                account_id: account_id.as_deref(),
+                access_key_id: access_key_id.as_deref(),
+                user_name: user_name.as_deref(),
+                session_context: session_context.as_ref().map(|c| SessionContextRef {
+                    session_issuer: c.session_issuer.as_ref().map(|i| SessionIssuerRef {
+                        issuer_type: &i.issuer_type,
+                        principal_id: i.principal_id.as_deref(),
+                        arn: i.arn.as_deref().map(Cow::Borrowed),
+                        account_id: i.account_id.as_deref(),
+                        user_name: i.user_name.as_deref(),
+                    }),
+                    attributes: SessionAttributesRef {
+                        creation_date: Cow::Borrowed(&c.attributes.creation_date),
+                        mfa_authenticated: &c.attributes.mfa_authenticated,
+                    },
+                }),
+                invoked_by: invoked_by.as_deref(),
+            },
+            event_time,
+            event_source,
+            event_name,
+            aws_region,
+            source_ip_address: source_ip_address.as_deref(),
+            user_agent: user_agent.as_deref(),
+            error_code: error_code.as_deref(),
+            error_message: error_message.as_deref(),
+            request_parameters,
+            response_elements,
+            additional_event_data: additional_event_data.as_ref().map(ExtraData::Value),
+            request_id: request_id.as_deref(),
+            event_id,
+            read_only: *read_only,
+            resources: resources
+                .iter()
+                .map(|r| EventResourceRef {
+                    arn: &r.arn,
+                    account_id: r.account_id.as_deref(),
+                    resource_type: &r.resource_type,
+                })
+                .collect(),
+            event_type,
+            management_event: *management_event,
+            recipient_account_id: recipient_account_id.as_deref(),
+            event_category,
         }
     }
 
@@ -247,21 +333,184 @@ impl Event {
     /// so the broad attributes (ReadOnly, EventSource, ResourceType) and the ARN form of a name are
     /// found by scanning and filtering with [`lookup_entries`](Self::lookup_entries) instead.
     pub fn index_entries(&self) -> Vec<(LookupAttribute, String)> {
-        let mut entries: Vec<(LookupAttribute, String)> = Vec::with_capacity(3 + self.resources.len());
-        entries.push((LookupAttribute::EventName, self.event_name.clone()));
-        if let Some(user) = self.user_identity.user_name.as_ref().filter(|u| !u.is_empty()) {
-            entries.push((LookupAttribute::Username, user.clone()));
+        self.borrowed().index_entries()
+    }
+}
+
+/// An [`Event`] that borrows what it says from wherever it already lives. The request path renders
+/// its events through this, so recording a request copies its identifiers once, into the rendered
+/// bytes, instead of into an owned `Event` first. Field order and names are the canonical form's
+/// ([`Event::borrowed`] keeps the two in step).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRef<'a> {
+    pub event_version: &'a str,
+    pub user_identity: UserIdentityRef<'a>,
+    pub event_time: &'a str,
+    pub event_source: &'a str,
+    pub event_name: &'a str,
+    pub aws_region: &'a str,
+    #[serde(rename = "sourceIPAddress", skip_serializing_if = "Option::is_none")]
+    pub source_ip_address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<&'a str>,
+    #[serde(serialize_with = "canonical::value_ref")]
+    pub request_parameters: &'a Value,
+    #[serde(serialize_with = "canonical::value_ref")]
+    pub response_elements: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub additional_event_data: Option<ExtraData<'a>>,
+    #[serde(rename = "requestID", skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'a str>,
+    #[serde(rename = "eventID")]
+    pub event_id: &'a str,
+    pub read_only: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<EventResourceRef<'a>>,
+    pub event_type: &'a str,
+    pub management_event: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient_account_id: Option<&'a str>,
+    pub event_category: &'a str,
+}
+
+/// `additionalEventData`: Coffer's own `{"actorSource": ...}` without building a map, or any value.
+pub enum ExtraData<'a> {
+    ActorSource(&'a str),
+    Value(&'a Value),
+}
+
+impl Serialize for ExtraData<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            ExtraData::ActorSource(source) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("actorSource", source)?;
+                map.end()
+            }
+            ExtraData::Value(value) => canonical::value(value, serializer),
         }
-        if let Some(key) = self.user_identity.access_key_id.as_ref().filter(|k| !k.is_empty()) {
-            entries.push((LookupAttribute::AccessKeyId, key.clone()));
+    }
+}
+
+/// [`UserIdentity`], borrowed; the strings a principal does not hold as such (an assumed role's
+/// principal id, its role's ARN, a session's creation date) are rendered into owned ones.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentityRef<'a> {
+    #[serde(rename = "type")]
+    pub identity_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_context: Option<SessionContextRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoked_by: Option<&'a str>,
+}
+
+impl<'a> UserIdentityRef<'a> {
+    /// An identity of `identity_type` and nothing else (`Unknown`, a service).
+    pub fn of_type(identity_type: &'a str) -> Self {
+        UserIdentityRef {
+            identity_type,
+            principal_id: None,
+            arn: None,
+            account_id: None,
+            access_key_id: None,
+            user_name: None,
+            session_context: None,
+            invoked_by: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContextRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_issuer: Option<SessionIssuerRef<'a>>,
+    pub attributes: SessionAttributesRef<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAttributesRef<'a> {
+    pub creation_date: Cow<'a, str>,
+    pub mfa_authenticated: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuerRef<'a> {
+    #[serde(rename = "type")]
+    pub issuer_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct EventResourceRef<'a> {
+    #[serde(rename = "ARN")]
+    pub arn: &'a str,
+    #[serde(rename = "accountId", skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<&'a str>,
+    #[serde(rename = "type")]
+    pub resource_type: &'a str,
+}
+
+impl EventRef<'_> {
+    /// The canonical bytes (see [`Event::to_canonical_json`]).
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        // Serializing plain structs, strings, bools and `Value`s into a Vec cannot fail (no I/O, no
+        // non-string map keys), so an empty result is unreachable rather than a silent loss.
+        // Sized for a typical event (about 900 bytes), so the buffer is not regrown while writing.
+        let mut out = Vec::with_capacity(1_024);
+        match serde_json::to_writer(&mut out, self) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// See [`Event::index_entries`].
+    pub fn index_entries(&self) -> Vec<(LookupAttribute, String)> {
+        let mut entries: Vec<(LookupAttribute, String)> = Vec::with_capacity(3 + self.resources.len());
+        let mut add = |attribute: LookupAttribute, value: &str| {
+            if !value.is_empty() {
+                entries.push((attribute, value.to_string()));
+            }
+        };
+        add(LookupAttribute::EventName, self.event_name);
+        if let Some(user) = self.user_identity.user_name {
+            add(LookupAttribute::Username, user);
+        }
+        if let Some(key) = self.user_identity.access_key_id {
+            add(LookupAttribute::AccessKeyId, key);
         }
         for resource in &self.resources {
-            let name = index_name(&resource.arn);
-            if !entries.iter().any(|(a, v)| *a == LookupAttribute::ResourceName && *v == name) {
+            let name = index_name(resource.arn);
+            if !name.is_empty() && !entries.iter().any(|(a, v)| *a == LookupAttribute::ResourceName && *v == name) {
                 entries.push((LookupAttribute::ResourceName, name));
             }
         }
-        entries.retain(|(_, v)| !v.is_empty());
         entries
     }
 }
@@ -295,6 +544,25 @@ const MAX_ISO_SECONDS: i64 = 253_402_300_799;
 /// outside years 0–9999 are clamped to that range rather than rendered in a non-standard form.
 pub fn iso8601_seconds(epoch_ms: i64) -> String {
     let seconds = epoch_ms.div_euclid(1000).clamp(MIN_ISO_SECONDS, MAX_ISO_SECONDS);
+    // Every event names its time; within a second they all name the same one, so each thread keeps
+    // the last second it rendered instead of formatting a calendar date per event.
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, String)>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((cached, text)) if *cached == seconds => text.clone(),
+            _ => {
+                let text = format_iso8601(seconds);
+                *last = Some((seconds, text.clone()));
+                text
+            }
+        }
+    })
+}
+
+fn format_iso8601(seconds: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(seconds) {
         Ok(t) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
@@ -407,6 +675,10 @@ mod canonical {
     }
 
     pub(super) fn value<S: Serializer>(value: &Value, serializer: S) -> Result<S::Ok, S::Error> {
+        Sorted(value).serialize(serializer)
+    }
+
+    pub(super) fn value_ref<S: Serializer>(value: &&Value, serializer: S) -> Result<S::Ok, S::Error> {
         Sorted(value).serialize(serializer)
     }
 
@@ -556,6 +828,52 @@ mod tests {
         assert!(event.management_event);
         assert_eq!(event.event_category, "Management");
         assert!(event.resources.is_empty());
+    }
+
+    #[test]
+    fn the_borrowed_form_renders_what_the_owned_event_serializes_to() {
+        // Every optional part present, then every optional part absent, then free-form values with
+        // unsorted keys and an additionalEventData that is not Coffer's own shape.
+        let full = {
+            let mut e = assumed_role_event();
+            e.error_code = Some("AccessDeniedException".into());
+            e.error_message = Some("User: x is not \"authorized\"\n".into());
+            e.response_elements = json!({"zeta": 1, "aRN": "arn:x", "nested": {"b": [1, {"d": 2, "c": 3}], "a": null}});
+            e.additional_event_data = Some(json!({"z": true, "actorSource": "rotation"}));
+            e.user_identity.invoked_by = Some("coffer.internal".into());
+            e
+        };
+        let bare = Event { event_id: "id".into(), ..Event::default() };
+        for event in [assumed_role_event(), full, bare] {
+            let serialized = serde_json::to_vec(&event).unwrap();
+            assert_eq!(
+                String::from_utf8(event.borrowed().to_canonical_json()).unwrap(),
+                String::from_utf8(serialized).unwrap()
+            );
+            assert_eq!(Event::from_json(&event.to_canonical_json()).unwrap(), event);
+            assert_eq!(event.borrowed().index_entries(), event.index_entries());
+        }
+    }
+
+    #[test]
+    fn coffers_actor_source_renders_as_the_map_it_stands_for() {
+        let mut event = assumed_role_event();
+        let mut borrowed = event.borrowed();
+        borrowed.additional_event_data = Some(ExtraData::ActorSource("emergency"));
+        let bytes = borrowed.to_canonical_json();
+        event.additional_event_data = Some(json!({"actorSource": "emergency"}));
+        assert_eq!(bytes, serde_json::to_vec(&event).unwrap());
+        assert_eq!(Event::from_json(&bytes).unwrap().actor_source(), Some("emergency"));
+    }
+
+    #[test]
+    fn times_render_the_same_from_the_per_thread_cache() {
+        // Same second twice (cached), the next second, and back: each is the calendar time.
+        for ms in [1_795_953_238_123, 1_795_953_238_999, 1_795_953_239_000, 1_795_953_238_500, 0, -1] {
+            assert_eq!(iso8601_seconds(ms), format_iso8601(ms.div_euclid(1000)));
+        }
+        assert_eq!(iso8601_seconds(1_795_953_238_123), "2026-11-29T11:53:58Z");
+        assert_eq!(iso8601_seconds(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

@@ -317,6 +317,49 @@ async fn a_log_that_cannot_be_written_refuses_requests_until_it_can() {
 }
 
 #[tokio::test]
+async fn a_flush_writes_what_was_queued_when_it_began_and_leaves_later_events_for_the_next() {
+    let (service, store, _clock) = service();
+    let service = std::sync::Arc::new(service);
+    create(&service, "fl/1").await;
+    let read = || async {
+        let ctx = sm("GetSecretValue", true);
+        service
+            .get_secret_value(&ctx, GetSecretValueInput { secret_id: "fl/1".into(), ..Default::default() })
+            .await
+            .unwrap();
+        service.record_request(&ctx, &Outcome::default()).await.unwrap();
+    };
+    for _ in 0..3 {
+        read().await;
+    }
+    assert_eq!(service.audit_pending(), 3);
+
+    // The flush takes the three and is held in the store while two more requests end.
+    store.hold_audit_appends(true);
+    let flushing = {
+        let service = service.clone();
+        tokio::spawn(async move { service.flush_audit().await })
+    };
+    while store.audit_appends_begun() == 0 {
+        tokio::task::yield_now().await;
+    }
+    read().await;
+    read().await;
+    store.hold_audit_appends(false);
+    flushing.await.unwrap().unwrap();
+
+    // Written: the creation and the three it began with; the two that came during it wait, in order.
+    assert_eq!(all_events(&store).await.len(), 4);
+    assert_eq!(service.audit_pending(), 2);
+    assert_eq!(store.audit_appends_begun(), 1, "one append: the flush did not chase the late events");
+    service.flush_audit().await.unwrap();
+    let events = all_events(&store).await;
+    assert_eq!(events.len(), 6);
+    assert!(events[1..].iter().all(|(_, e)| e.event_name == "GetSecretValue"));
+    assert_eq!(service.audit_pending(), 0);
+}
+
+#[tokio::test]
 async fn lookups_by_broad_attributes_and_by_arn_scan_and_filter() {
     let (service, _store, _clock) = service();
     let arn = create(&service, "scan/a").await;

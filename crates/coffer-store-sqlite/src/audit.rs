@@ -100,8 +100,17 @@ pub(crate) fn index_entries(event: &AuditAppend) -> impl Iterator<Item = (Lookup
         .chain(event.lookup.iter().map(|(attr, value)| (*attr, value.as_str())))
 }
 
+#[cfg(test)]
 pub(crate) fn encode_lookup<'a>(entries: impl Iterator<Item = (LookupAttribute, &'a str)>) -> StoreResult<Vec<u8>> {
     let mut out = Vec::new();
+    encode_lookup_into(&mut out, entries)?;
+    Ok(out)
+}
+
+fn encode_lookup_into<'a>(
+    out: &mut Vec<u8>,
+    entries: impl Iterator<Item = (LookupAttribute, &'a str)>,
+) -> StoreResult<()> {
     for (attr, value) in entries {
         let len = u32::try_from(value.len())
             .map_err(|_| StoreError::InvalidWrite(format!("a {attr:?} lookup value of {} bytes", value.len())))?;
@@ -110,7 +119,7 @@ pub(crate) fn encode_lookup<'a>(entries: impl Iterator<Item = (LookupAttribute, 
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(value.as_bytes());
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The entries of an encoded lookup list, as (attribute code, value bytes); `Corrupt` if truncated.
@@ -165,22 +174,29 @@ impl ChainState {
         AuditHead { seq: self.seq, hash: self.hash }
     }
 
-    /// Chains one event after the head, inside the caller's transaction.
-    pub fn append(&mut self, conn: &Connection, event: &AuditAppend) -> StoreResult<()> {
-        let seq = self.seq + 1;
-        let seq_sql = to_sql_int(seq);
-        let max_time = self.max_time.map_or(event.time_ms, |m| m.max(event.time_ms));
-        // The index entries come later, folded in sorted batches (see [`fold`]); until then the
-        // record's own list is what lookups read.
-        let entries = encode_lookup(index_entries(event))?;
-        let inserted = conn
+    /// Chains `events` after the head, in order, inside the caller's transaction. One prepared
+    /// statement and one lookup buffer serve the whole batch (a flush brings thousands of events).
+    pub fn append_all(&mut self, conn: &Connection, events: &[AuditAppend]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut insert = conn
             .prepare_cached(
                 "INSERT INTO audit_events (seq, time_ms, max_time, event_id, prev_hash, lookup, body)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
-            .and_then(|mut s| {
-                s.execute(params![
-                    seq_sql,
+            .map_err(map_sqlite)?;
+        let mut entries = Vec::with_capacity(256);
+        for event in events {
+            let seq = self.seq + 1;
+            let max_time = self.max_time.map_or(event.time_ms, |m| m.max(event.time_ms));
+            // The index entries come later, folded in sorted batches (see [`fold`]); until then the
+            // record's own list is what lookups read.
+            entries.clear();
+            encode_lookup_into(&mut entries, index_entries(event))?;
+            let inserted = insert
+                .execute(params![
+                    to_sql_int(seq),
                     event.time_ms,
                     max_time,
                     event.event_id,
@@ -188,16 +204,16 @@ impl ChainState {
                     entries,
                     event.body
                 ])
-            })
-            .map_err(map_sqlite);
-        match inserted {
-            Ok(_) => {}
-            Err(StoreError::AlreadyExists) => return Err(unavailable(CHAIN_MOVED)),
-            Err(e) => return Err(e),
+                .map_err(map_sqlite);
+            match inserted {
+                Ok(_) => {}
+                Err(StoreError::AlreadyExists) => return Err(unavailable(CHAIN_MOVED)),
+                Err(e) => return Err(e),
+            }
+            self.hash = record_hash(seq, &self.hash, event.time_ms, &event.event_id, &event.body);
+            self.seq = seq;
+            self.max_time = Some(max_time);
         }
-        self.hash = record_hash(seq, &self.hash, event.time_ms, &event.event_id, &event.body);
-        self.seq = seq;
-        self.max_time = Some(max_time);
         Ok(())
     }
 

@@ -253,9 +253,7 @@ fn apply_in_transaction(
         let before = head;
         let reply = apply_one(conn, &job.op).and_then(|rows| {
             // Only once the change applied: a failed change must not consume a seq.
-            for event in job.events.as_slice() {
-                head.append(conn, event)?;
-            }
+            head.append_all(conn, job.events.as_slice())?;
             Ok(Done { rows, head: head.head() })
         });
         if conn.is_autocommit() {

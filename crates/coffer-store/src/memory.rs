@@ -153,16 +153,41 @@ fn apply_iam(
 }
 
 /// A store that lives and dies with the process.
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     /// Set by tests: every audit append (alone or with a change) fails with this reason.
     audit_fault: Mutex<Option<String>>,
+    /// Set by tests: appends of queued events (`append_audit`) wait while this holds `true`.
+    audit_hold: tokio::sync::watch::Sender<bool>,
+    /// Appends of queued events begun so far (including ones waiting on `audit_hold`).
+    audit_appends: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            inner: Mutex::default(),
+            audit_fault: Mutex::default(),
+            audit_hold: tokio::sync::watch::Sender::new(false),
+            audit_appends: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// For tests of what arrives while a flush is writing: while held, appends of queued events
+    /// (`append_audit`) wait; releasing lets them finish.
+    pub fn hold_audit_appends(&self, hold: bool) {
+        self.audit_hold.send_replace(hold);
+    }
+
+    /// How many appends of queued events have begun (held ones included).
+    pub fn audit_appends_begun(&self) -> usize {
+        self.audit_appends.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Fault injection for tests of failing closed: while set, appending audit events fails (as a full
@@ -548,6 +573,9 @@ impl Store for MemoryStore {
     }
 
     async fn append_audit(&self, events: AuditBatch) -> StoreResult<AuditHead> {
+        self.audit_appends.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // A closed channel cannot happen (the sender is this store's own); either way, go on.
+        let _ = self.audit_hold.subscribe().wait_for(|held| !held).await;
         self.check_audit_fault(!events.is_empty())?;
         let mut inner = self.lock()?;
         inner.audit.append_all(Arc::unwrap_or_clone(events));

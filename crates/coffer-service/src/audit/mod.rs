@@ -45,7 +45,7 @@ impl Service {
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let event = if self.audit.config().enabled && !ctx.audit.is_recorded() {
-            Some(self.render_event(ctx, ctx.audit.snapshot(), &Outcome::success(response)))
+            Some(self.render_event(ctx, &ctx.audit.lock(), &Outcome::success(response)))
         } else {
             None
         };
@@ -64,7 +64,7 @@ impl Service {
         if !self.audit.config().enabled || ctx.audit.is_recorded() {
             return Ok(());
         }
-        let event = self.render_event(ctx, ctx.audit.take(), outcome);
+        let event = self.render_event(ctx, &ctx.audit.take(), outcome);
         self.audit.submit(event).await.map_err(ServiceError::from)
     }
 

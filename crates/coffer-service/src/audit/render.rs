@@ -3,7 +3,12 @@
 //! only: the front-end filters request parameters through `coffer_audit::params`, and response
 //! elements are what the operation names explicitly (ARN, name, version id).
 
-use coffer_audit::event::{Event, EventResource, SessionAttributes, SessionContext, SessionIssuer, UserIdentity};
+use std::borrow::Cow;
+
+use coffer_audit::event::{
+    EventRef, EventResourceRef, ExtraData, SessionAttributesRef, SessionContextRef, SessionIssuerRef, UserIdentityRef,
+    EVENT_CATEGORY_MANAGEMENT, EVENT_TYPE_API_CALL, EVENT_TYPE_SERVICE_EVENT, EVENT_VERSION,
+};
 use coffer_store::AuditAppend;
 
 use super::notes::Notes;
@@ -89,121 +94,119 @@ pub(crate) fn resource_type(arn: &str) -> &'static str {
 }
 
 impl Service {
-    fn user_identity(&self, ctx: &RequestContext) -> UserIdentity {
+    fn user_identity<'a>(&self, ctx: &'a RequestContext) -> UserIdentityRef<'a> {
         let p = &ctx.principal;
-        let account = Some(p.account_id.clone());
+        let account = Some(p.account_id.as_str());
         if ctx.source.is_internal() {
-            return UserIdentity {
-                identity_type: "AWSService".into(),
-                invoked_by: Some("coffer.internal".into()),
+            return UserIdentityRef {
+                invoked_by: Some("coffer.internal"),
                 account_id: account,
-                ..UserIdentity::default()
+                ..UserIdentityRef::of_type("AWSService")
             };
         }
-        let session_context = p.session.as_ref().map(|s| SessionContext {
-            attributes: SessionAttributes {
-                creation_date: coffer_audit::event::iso8601_seconds(s.issued),
-                mfa_authenticated: s.mfa_authenticated.to_string(),
+        let session_context = p.session.as_ref().map(|s| SessionContextRef {
+            attributes: SessionAttributesRef {
+                creation_date: Cow::Owned(coffer_audit::event::iso8601_seconds(s.issued)),
+                mfa_authenticated: if s.mfa_authenticated { "true" } else { "false" },
             },
             session_issuer: match &p.kind {
-                PrincipalKind::AssumedRole { role_name, .. } => Some(SessionIssuer {
-                    issuer_type: "Role".into(),
-                    principal_id: Some(s.entity_id.clone()),
-                    arn: Some(format!("arn:aws:iam::{}:role/{role_name}", p.account_id)),
-                    account_id: account.clone(),
-                    user_name: Some(role_name.clone()),
+                PrincipalKind::AssumedRole { role_name, .. } => Some(SessionIssuerRef {
+                    issuer_type: "Role",
+                    principal_id: Some(&s.entity_id),
+                    arn: Some(Cow::Owned(format!("arn:aws:iam::{}:role/{role_name}", p.account_id))),
+                    account_id: account,
+                    user_name: Some(role_name),
                 }),
                 _ => None,
             },
         });
         let (identity_type, principal_id) = match &p.kind {
-            PrincipalKind::Root => ("Root", Some(p.account_id.clone())),
-            PrincipalKind::User { .. } => ("IAMUser", p.session.as_ref().map(|s| s.entity_id.clone())),
+            PrincipalKind::Root => ("Root", Some(Cow::Borrowed(p.account_id.as_str()))),
+            PrincipalKind::User { .. } => ("IAMUser", p.session.as_ref().map(|s| Cow::Borrowed(s.entity_id.as_str()))),
             PrincipalKind::AssumedRole { session_name, .. } => {
-                ("AssumedRole", p.session.as_ref().map(|s| format!("{}:{session_name}", s.entity_id)))
+                ("AssumedRole", p.session.as_ref().map(|s| Cow::Owned(format!("{}:{session_name}", s.entity_id))))
             }
         };
-        UserIdentity {
-            identity_type: identity_type.into(),
+        UserIdentityRef {
+            identity_type,
             principal_id,
-            arn: Some(p.arn.clone()),
+            arn: Some(Cow::Borrowed(&p.arn)),
             account_id: account,
-            access_key_id: Some(p.access_key_id.clone()),
-            user_name: Some(p.user_name.clone()),
+            access_key_id: Some(&p.access_key_id),
+            user_name: Some(&p.user_name),
             session_context,
             invoked_by: None,
         }
     }
 
     /// The event of `ctx`'s request as `notes` describe it (a copy while a change may still retry; the
-    /// notes themselves when the request is over).
-    pub(crate) fn render_event(&self, ctx: &RequestContext, notes: Notes, outcome: &Outcome) -> AuditAppend {
+    /// notes themselves when the request is over). Rendered straight from the context: nothing is
+    /// copied but into the event's bytes and its lookup entries.
+    pub(crate) fn render_event(&self, ctx: &RequestContext, notes: &Notes, outcome: &Outcome) -> AuditAppend {
         let time_ms = self.clock.now_millis();
         let event_id = self.audit.event_ids().next();
-        let account = &ctx.principal.account_id;
+        let event_time = coffer_audit::event::iso8601_seconds(time_ms);
+        let account = ctx.principal.account_id.as_str();
         let internal = ctx.source.is_internal();
-        let event = Event {
+        let event = EventRef {
+            event_version: EVENT_VERSION,
             user_identity: self.user_identity(ctx),
-            event_time: coffer_audit::event::iso8601_seconds(time_ms),
-            event_source: notes.event_source.to_string(),
-            event_name: notes.event_name.to_string(),
-            aws_region: ctx.region.clone(),
-            source_ip_address: if internal { Some("coffer.internal".into()) } else { ctx.source_ip.clone() },
-            user_agent: if internal { Some("coffer.internal".into()) } else { ctx.user_agent.clone() },
-            error_code: outcome.error.as_ref().map(|(code, _)| code.clone()),
-            error_message: outcome.error.as_ref().map(|(_, message)| message.clone()),
-            request_parameters: notes.request_parameters,
-            response_elements: outcome.response_elements.clone(),
-            additional_event_data: Some(serde_json::json!({ "actorSource": ctx.source.as_str() })),
-            request_id: Some(ctx.request_id.clone()),
-            event_id: event_id.clone(),
+            event_time: &event_time,
+            event_source: notes.event_source,
+            event_name: &notes.event_name,
+            aws_region: &ctx.region,
+            source_ip_address: if internal { Some("coffer.internal") } else { ctx.source_ip.as_deref() },
+            user_agent: if internal { Some("coffer.internal") } else { ctx.user_agent.as_deref() },
+            error_code: outcome.error.as_ref().map(|(code, _)| code.as_str()),
+            error_message: outcome.error.as_ref().map(|(_, message)| message.as_str()),
+            request_parameters: &notes.request_parameters,
+            response_elements: &outcome.response_elements,
+            additional_event_data: Some(ExtraData::ActorSource(ctx.source.as_str())),
+            request_id: Some(&ctx.request_id),
+            event_id: &event_id,
             read_only: notes.read_only,
             resources: notes
                 .resources
                 .iter()
-                .map(|arn| EventResource {
-                    arn: arn.clone(),
-                    account_id: Some(account.clone()),
-                    resource_type: resource_type(arn).to_string(),
-                })
+                .map(|arn| EventResourceRef { arn, account_id: Some(account), resource_type: resource_type(arn) })
                 .collect(),
-            event_type: if internal { "AwsServiceEvent" } else { "AwsApiCall" }.into(),
-            recipient_account_id: Some(account.clone()),
-            ..Event::default()
+            event_type: if internal { EVENT_TYPE_SERVICE_EVENT } else { EVENT_TYPE_API_CALL },
+            management_event: true,
+            recipient_account_id: Some(account),
+            event_category: EVENT_CATEGORY_MANAGEMENT,
         };
-        append_of(event, event_id, time_ms)
+        let (body, lookup) = (event.to_canonical_json(), event.index_entries());
+        AuditAppend { event_id, time_ms, body, lookup }
     }
 
     pub(crate) fn render_unauthenticated(&self, r: &UnauthenticatedRequest<'_>) -> AuditAppend {
         let time_ms = self.clock.now_millis();
         let event_id = self.audit.event_ids().next();
-        let event = Event {
-            user_identity: UserIdentity {
-                identity_type: "Unknown".into(),
-                access_key_id: r.access_key_id.map(str::to_string),
-                ..UserIdentity::default()
-            },
-            event_time: coffer_audit::event::iso8601_seconds(time_ms),
-            event_source: r.event_source.to_string(),
-            event_name: r.event_name.to_string(),
-            aws_region: r.region.to_string(),
-            source_ip_address: r.source_ip.map(str::to_string),
-            user_agent: r.user_agent.map(str::to_string),
-            error_code: Some(r.error_code.to_string()),
-            error_message: Some(r.error_message.to_string()),
-            additional_event_data: Some(serde_json::json!({ "actorSource": "api" })),
-            request_id: Some(r.request_id.to_string()),
-            event_id: event_id.clone(),
+        let event_time = coffer_audit::event::iso8601_seconds(time_ms);
+        let event = EventRef {
+            event_version: EVENT_VERSION,
+            user_identity: UserIdentityRef { access_key_id: r.access_key_id, ..UserIdentityRef::of_type("Unknown") },
+            event_time: &event_time,
+            event_source: r.event_source,
+            event_name: r.event_name,
+            aws_region: r.region,
+            source_ip_address: r.source_ip,
+            user_agent: r.user_agent,
+            error_code: Some(r.error_code),
+            error_message: Some(r.error_message),
+            request_parameters: &serde_json::Value::Null,
+            response_elements: &serde_json::Value::Null,
+            additional_event_data: Some(ExtraData::ActorSource("api")),
+            request_id: Some(r.request_id),
+            event_id: &event_id,
             read_only: r.read_only,
-            event_type: "AwsApiCall".into(),
-            recipient_account_id: Some(self.config.account_id.clone()),
-            ..Event::default()
+            resources: Vec::new(),
+            event_type: EVENT_TYPE_API_CALL,
+            management_event: true,
+            recipient_account_id: Some(&self.config.account_id),
+            event_category: EVENT_CATEGORY_MANAGEMENT,
         };
-        append_of(event, event_id, time_ms)
+        let (body, lookup) = (event.to_canonical_json(), event.index_entries());
+        AuditAppend { event_id, time_ms, body, lookup }
     }
-}
-
-fn append_of(event: Event, event_id: String, time_ms: i64) -> AuditAppend {
-    let lookup = event.index_entries();
-    AuditAppend { event_id, time_ms, body: event.to_canonical_json(), lookup }
 }
