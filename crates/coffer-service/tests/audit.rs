@@ -44,6 +44,13 @@ async fn create(service: &Service, name: &str) -> String {
     created.arn
 }
 
+/// A GetSecretValue of `name` by root, recorded as the front-end records a request that succeeded.
+async fn read_and_record(service: &Service, name: &str) {
+    let ctx = sm("GetSecretValue", true);
+    service.get_secret_value(&ctx, GetSecretValueInput { secret_id: name.into(), ..Default::default() }).await.unwrap();
+    service.record_request(&ctx, &Outcome::default()).await.unwrap();
+}
+
 async fn all_events(store: &MemoryStore) -> Vec<(u64, Event)> {
     let records = store.audit_records_from(1, 10_000).await.unwrap();
     records.into_iter().map(|r| (r.seq, Event::from_json(&r.body).unwrap())).collect()
@@ -63,12 +70,7 @@ async fn a_change_commits_its_event_and_a_read_queues_one() {
     assert_eq!(created.resources[0].resource_type, "AWS::SecretsManager::Secret");
     assert!(!created.read_only);
 
-    let ctx = sm("GetSecretValue", true);
-    service
-        .get_secret_value(&ctx, GetSecretValueInput { secret_id: "prod/db".into(), ..Default::default() })
-        .await
-        .unwrap();
-    service.record_request(&ctx, &Outcome::default()).await.unwrap();
+    read_and_record(&service, "prod/db").await;
     assert_eq!(all_events(&store).await.len(), 1, "a read's event waits for the flush");
     assert_eq!(service.audit_pending(), 1);
     service.flush_audit().await.unwrap();
@@ -321,14 +323,7 @@ async fn a_flush_writes_what_was_queued_when_it_began_and_leaves_later_events_fo
     let (service, store, _clock) = service();
     let service = std::sync::Arc::new(service);
     create(&service, "fl/1").await;
-    let read = || async {
-        let ctx = sm("GetSecretValue", true);
-        service
-            .get_secret_value(&ctx, GetSecretValueInput { secret_id: "fl/1".into(), ..Default::default() })
-            .await
-            .unwrap();
-        service.record_request(&ctx, &Outcome::default()).await.unwrap();
-    };
+    let read = || read_and_record(&service, "fl/1");
     for _ in 0..3 {
         read().await;
     }
