@@ -319,28 +319,9 @@ type Pending<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64
 /// Runs statements pipelined: each is sent when first polled, and they are all polled in order before
 /// any answer is awaited, so they travel in one round trip and PostgreSQL runs them in this order.
 /// Waits for every answer; returns the first error in statement order, else the rows changed.
-async fn pipelined(mut statements: Vec<Pending<'_>>) -> Result<u64, tokio_postgres::Error> {
-    use std::task::Poll;
-    let mut answers: Vec<Option<Result<u64, tokio_postgres::Error>>> = statements.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut waiting = false;
-        for (statement, answer) in statements.iter_mut().zip(answers.iter_mut()) {
-            if answer.is_none() {
-                match statement.as_mut().poll(cx) {
-                    Poll::Ready(result) => *answer = Some(result),
-                    Poll::Pending => waiting = true,
-                }
-            }
-        }
-        if waiting {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
+async fn pipelined(statements: Vec<Pending<'_>>) -> Result<u64, tokio_postgres::Error> {
     let mut changed = 0;
-    for answer in answers.into_iter().flatten() {
+    for answer in coffer_store::join_in_order(statements).await {
         changed += answer?;
     }
     Ok(changed)

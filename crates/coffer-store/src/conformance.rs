@@ -66,9 +66,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 
 use coffer_audit::chain::record_hash;
 
@@ -277,26 +275,7 @@ fn as_loaded(st: &SecretState) -> SecretState {
 
 /// Polls all futures on the current task until every one has finished; outputs in input order.
 async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(v) => *output = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.unwrap()).collect()
+    crate::join_in_order(futures.into_iter().map(Box::pin).collect()).await
 }
 
 /// The most OS threads a racing case uses.

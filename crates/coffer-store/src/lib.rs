@@ -21,6 +21,7 @@ pub mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod copy;
+pub mod join;
 pub mod memory;
 
 pub use audit::{
@@ -28,6 +29,7 @@ pub use audit::{
     ValueMatch,
 };
 
+pub use join::join_in_order;
 pub use memory::MemoryStore;
 
 /// Milliseconds since the Unix epoch, UTC. The one time representation storage knows.
